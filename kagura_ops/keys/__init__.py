@@ -1,0 +1,1 @@
+"""Key sources that wrap and unwrap a file's data key, and identity discovery."""

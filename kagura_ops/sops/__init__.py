@@ -1,0 +1,1 @@
+"""The SOPS encrypted-file format."""
