@@ -45,7 +45,9 @@ _HELP = {
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use, so ``--help`` stays fast."""
 
-    def __init__(self, *args: Any, lazy: dict[str, str], help_lines: dict[str, str], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, lazy: dict[str, str], help_lines: dict[str, str], **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._lazy = lazy
         self._help_lines = help_lines
@@ -74,8 +76,13 @@ def _version() -> str:
     return __version__
 
 
-@click.group(cls=LazyGroup, lazy=_COMMANDS, help_lines=_HELP, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(version=None, package_name="kagura-ops", prog_name="kagura-ops", message="%(prog)s %(version)s")
+@click.group(
+    cls=LazyGroup,
+    lazy=_COMMANDS,
+    help_lines=_HELP,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.version_option(version=_version(), prog_name="kagura-ops", message="%(prog)s %(version)s")
 def cli() -> None:
     """Config and secrets for AI-agent teams, GitOps style.
 

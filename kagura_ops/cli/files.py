@@ -33,8 +33,12 @@ def _identity_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _format_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option("--input-type", type=_FORMATS, help="Format of the input (default: from the file name).")(func)
-    return click.option("--output-type", type=_FORMATS, help="Format of the output (default: the input's).")(func)
+    func = click.option(
+        "--input-type", type=_FORMATS, help="Format of the input (default: from the file name)."
+    )(func)
+    return click.option(
+        "--output-type", type=_FORMATS, help="Format of the output (default: the input's)."
+    )(func)
 
 
 def _keyring(identities: tuple[str, ...]) -> Any:
@@ -96,17 +100,37 @@ def _dump_tree(tree: Any, fmt: str) -> str:
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("-i", "--in-place", is_flag=True, help="Write the encrypted file over FILE.")
-@click.option("--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
-@click.option("--age", "age", multiple=True, help="age or SSH recipients (comma-separated, repeatable). Overrides .sops.yaml.")
-@click.option("--config", type=click.Path(dir_okay=False), envvar="SOPS_CONFIG", help="The .sops.yaml to use (default: found above FILE).")
-@click.option("--previous", type=click.Path(dir_okay=False, exists=True), help="Earlier encrypted version: unchanged values keep their ciphertext.")
+@click.option(
+    "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout."
+)
+@click.option(
+    "--age",
+    "age",
+    multiple=True,
+    help="age or SSH recipients (comma-separated, repeatable). Overrides .sops.yaml.",
+)
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    envvar="SOPS_CONFIG",
+    help="The .sops.yaml to use (default: found above FILE).",
+)
+@click.option(
+    "--previous",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Earlier encrypted version: unchanged values keep their ciphertext.",
+)
 @click.option("--unencrypted-suffix", help="Leave values whose key ends with this in the clear.")
 @click.option("--encrypted-suffix", help="Encrypt only values whose key ends with this.")
 @click.option("--unencrypted-regex", help="Leave values whose key matches in the clear.")
 @click.option("--encrypted-regex", help="Encrypt only values whose key matches.")
-@click.option("--unencrypted-comment-regex", help="Leave values below a matching comment in the clear.")
+@click.option(
+    "--unencrypted-comment-regex", help="Leave values below a matching comment in the clear."
+)
 @click.option("--encrypted-comment-regex", help="Encrypt only values below a matching comment.")
-@click.option("--mac-only-encrypted", is_flag=True, help="The MAC covers only the encrypted values.")
+@click.option(
+    "--mac-only-encrypted", is_flag=True, help="The MAC covers only the encrypted values."
+)
 @_identity_option
 @_format_options
 def encrypt(
@@ -167,9 +191,15 @@ def encrypt(
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("-i", "--in-place", is_flag=True, help="Write the plaintext over FILE (mode 0600).")
-@click.option("--output", type=click.Path(dir_okay=False), help="Write the plaintext to this file (mode 0600).")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Write the plaintext to this file (mode 0600).",
+)
 @click.option("--extract", help='Print only the value at this path, e.g. \'["db"]["password"]\'.')
-@click.option("--ignore-mac", is_flag=True, help="Decrypt even if the MAC does not match (recovery only).")
+@click.option(
+    "--ignore-mac", is_flag=True, help="Decrypt even if the MAC does not match (recovery only)."
+)
 @_identity_option
 @_format_options
 def decrypt(
@@ -184,7 +214,14 @@ def decrypt(
 ) -> None:
     """Decrypt FILE and verify its MAC; prints the plaintext (you asked for it)."""
     from kagura_ops.sops.codec import Timestamp
-    from kagura_ops.sops.files import decrypt_file, detect_format, extract as extract_value, parse_key_path
+    from kagura_ops.sops.files import (
+        decrypt_file,
+        detect_format,
+        parse_key_path,
+    )
+    from kagura_ops.sops.files import (
+        extract as extract_value,
+    )
 
     if in_place and output:
         raise click.UsageError("use either --in-place or --output")
@@ -231,11 +268,26 @@ def _run_editor(path: Path) -> None:
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--config", type=click.Path(dir_okay=False), envvar="SOPS_CONFIG", help="The .sops.yaml for a new file.")
-@click.option("--age", "age", multiple=True, help="Recipients for a new file (overrides .sops.yaml).")
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    envvar="SOPS_CONFIG",
+    help="The .sops.yaml for a new file.",
+)
+@click.option(
+    "--age", "age", multiple=True, help="Recipients for a new file (overrides .sops.yaml)."
+)
 @_identity_option
-@click.option("--input-type", type=_FORMATS, help="Format of the file (default: from the file name).")
-def edit(file: str, config: str | None, age: tuple[str, ...], identities: tuple[str, ...], input_type: str | None) -> None:
+@click.option(
+    "--input-type", type=_FORMATS, help="Format of the file (default: from the file name)."
+)
+def edit(
+    file: str,
+    config: str | None,
+    age: tuple[str, ...],
+    identities: tuple[str, ...],
+    input_type: str | None,
+) -> None:
     """Open FILE's plaintext in $EDITOR and re-encrypt what changed.
 
     The plaintext lives only in a private (0700) temporary directory and is
@@ -274,8 +326,12 @@ def edit(file: str, config: str | None, age: tuple[str, ...], identities: tuple[
                 break
             except KaguraOpsError as exc:
                 _note(exc.format())
-                if not (sys.stdin.isatty() and click.confirm("Edit again?", default=True, err=True)):
-                    raise InputError("the edited file is not valid; nothing was written", file=file) from None
+                if not (
+                    sys.stdin.isatty() and click.confirm("Edit again?", default=True, err=True)
+                ):
+                    raise InputError(
+                        "the edited file is not valid; nothing was written", file=file
+                    ) from None
         if decrypted is not None:
             result = reencrypt(decrypted, edited, fmt, source=file)
         else:
@@ -315,10 +371,24 @@ def _read_value(value: str, as_json: bool) -> Any:
 @click.argument("file", type=click.Path(dir_okay=False, exists=True))
 @click.argument("key_path")
 @click.argument("value")
-@click.option("--json", "as_json", is_flag=True, help="Parse VALUE as JSON (numbers, booleans, objects) like sops set.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Parse VALUE as JSON (numbers, booleans, objects) like sops set.",
+)
 @_identity_option
-@click.option("--input-type", type=_FORMATS, help="Format of the file (default: from the file name).")
-def set_(file: str, key_path: str, value: str, as_json: bool, identities: tuple[str, ...], input_type: str | None) -> None:
+@click.option(
+    "--input-type", type=_FORMATS, help="Format of the file (default: from the file name)."
+)
+def set_(
+    file: str,
+    key_path: str,
+    value: str,
+    as_json: bool,
+    identities: tuple[str, ...],
+    input_type: str | None,
+) -> None:
     """Set KEY_PATH (a.b[0] or '["a"]["b"][0]') to VALUE in an encrypted FILE.
 
     VALUE is stored as a string; '-' reads it from stdin (keeps it out of shell
@@ -339,7 +409,9 @@ def set_(file: str, key_path: str, value: str, as_json: bool, identities: tuple[
 @click.argument("file", type=click.Path(dir_okay=False, exists=True))
 @click.argument("key_path")
 @_identity_option
-@click.option("--input-type", type=_FORMATS, help="Format of the file (default: from the file name).")
+@click.option(
+    "--input-type", type=_FORMATS, help="Format of the file (default: from the file name)."
+)
 def unset(file: str, key_path: str, identities: tuple[str, ...], input_type: str | None) -> None:
     """Remove KEY_PATH from an encrypted FILE."""
     from kagura_ops.sops.edits import unset_value
@@ -357,10 +429,16 @@ def unset(file: str, key_path: str, identities: tuple[str, ...], input_type: str
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False, exists=True))
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--config", type=click.Path(dir_okay=False), envvar="SOPS_CONFIG", help="The .sops.yaml to use.")
+@click.option(
+    "--config", type=click.Path(dir_okay=False), envvar="SOPS_CONFIG", help="The .sops.yaml to use."
+)
 @_identity_option
-@click.option("--input-type", type=_FORMATS, help="Format of the file (default: from the file name).")
-def updatekeys(file: str, yes: bool, config: str | None, identities: tuple[str, ...], input_type: str | None) -> None:
+@click.option(
+    "--input-type", type=_FORMATS, help="Format of the file (default: from the file name)."
+)
+def updatekeys(
+    file: str, yes: bool, config: str | None, identities: tuple[str, ...], input_type: str | None
+) -> None:
     """Re-wrap FILE's data key for the recipients its creation rule names now.
 
     Values, their ciphertext and the MAC stay as they are; only the sops block
@@ -387,11 +465,17 @@ def updatekeys(file: str, yes: bool, config: str | None, identities: tuple[str, 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False, exists=True))
 @click.option("-i", "--in-place", is_flag=True, help="Write the result over FILE.")
-@click.option("--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
-@click.option("--add-age", multiple=True, help="Add these age/SSH recipients (comma-separated, repeatable).")
+@click.option(
+    "--output", type=click.Path(dir_okay=False), help="Write to this file instead of stdout."
+)
+@click.option(
+    "--add-age", multiple=True, help="Add these age/SSH recipients (comma-separated, repeatable)."
+)
 @click.option("--rm-age", multiple=True, help="Remove these age/SSH recipients.")
 @_identity_option
-@click.option("--input-type", type=_FORMATS, help="Format of the file (default: from the file name).")
+@click.option(
+    "--input-type", type=_FORMATS, help="Format of the file (default: from the file name)."
+)
 def rotate(
     file: str,
     in_place: bool,
@@ -415,7 +499,9 @@ def rotate(
 
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False, exists=True))
-@click.option("--input-type", type=_FORMATS, help="Format of the file (default: from the file name).")
+@click.option(
+    "--input-type", type=_FORMATS, help="Format of the file (default: from the file name)."
+)
 def filestatus(file: str, input_type: str | None) -> None:
     """Print {"encrypted": true|false} for FILE (like sops filestatus)."""
     from kagura_ops.sops.files import detect_format, is_encrypted_text, read_text

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from kagura_ops.errors import (
     ConfigError,
@@ -120,7 +120,7 @@ def parse_recipients(value: str | Sequence[str]) -> list[str]:
 class AgeKey(MasterKey):
     """One ``sops.age`` entry: a recipient and the data key wrapped for it."""
 
-    kind: ClassVar[str] = "age"
+    kind = "age"
 
     def __init__(self, recipient: str, enc: str = "") -> None:
         self.recipient = recipient.strip()
@@ -152,7 +152,7 @@ class AgeKey(MasterKey):
         if kind in ("pq", "plugin"):
             what = "post-quantum" if kind == "pq" else "plugin"
             raise UnsupportedError(
-                f"cannot decrypt for {what} age recipient {self.recipient!r}: not supported yet",
+                f"cannot decrypt for {what} age recipient {self.short_name!r}: not supported yet",
                 hint="add an X25519 recipient to the file with sops or kagura-ops",
             )
         if not self.enc.strip():

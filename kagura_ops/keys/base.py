@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kagura_ops.keys.identities import Keyring
@@ -24,7 +24,7 @@ class MasterKey(ABC):
     """One recipient of a file's data key, as stored in the ``sops:`` metadata."""
 
     #: The metadata list this key type lives in (``age``, ``hc_vault``, ``kms``, ``pgp``...).
-    kind: ClassVar[str]
+    kind: str
 
     #: The wrapped data key exactly as stored in the file (empty until :meth:`wrap`).
     enc: str = ""
@@ -33,6 +33,12 @@ class MasterKey(ABC):
     @abstractmethod
     def name(self) -> str:
         """A public identifier for messages: the recipient, ARN or key path. Never secret."""
+
+    @property
+    def short_name(self) -> str:
+        """:attr:`name` cut to a readable length (post-quantum recipients run to 2,000 chars)."""
+        name = self.name
+        return name if len(name) <= 72 else f"{name[:40]}…{name[-8:]}"
 
     @abstractmethod
     def wrap(self, data_key: bytes) -> None:

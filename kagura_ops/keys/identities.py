@@ -232,7 +232,9 @@ class Keyring:
         except FileNotFoundError:
             if explicit:
                 raise InputError(
-                    "identity file not found", file=os.fspath(path), hint=_WHERE_KEYS_GO
+                    "identity file not found",
+                    file=os.fspath(path),
+                    hint="check the path given to --identity",
                 ) from None
             return TriedSource(label, "missing"), _Parsed()
         except OSError as exc:
@@ -249,7 +251,7 @@ class Keyring:
             note = "passphrase-protected age identity file: skipped (not supported)"
             return TriedSource(label, note), _Parsed()
         if ssh_only or stripped.startswith(_PEM_BEGIN):
-            parsed = _parse_ssh_key(content, label, strict=explicit)
+            parsed = _parse_ssh_key(content, os.fspath(path), strict=explicit)
             return _found(label, parsed)
         text = content.decode("utf-8", errors="replace").removeprefix("\ufeff")
         parsed = _parse_age_text(text, label, several_per_line=False, file=os.fspath(path))
@@ -292,12 +294,6 @@ class Keyring:
                 return None, "XDG_CONFIG_HOME is a relative path: ignored"
             return Path(xdg), ""
         return self._home / ".config", ""
-
-
-_WHERE_KEYS_GO = (
-    "pass --identity FILE, set SOPS_AGE_KEY_FILE (or KAGURA_AGE_KEY_FILE), "
-    "or put the key in ~/.config/sops/age/keys.txt"
-)
 
 
 def _unset(var: str) -> tuple[TriedSource, _Parsed]:
@@ -353,7 +349,7 @@ def _parse_age_text(
     return parsed
 
 
-def _parse_ssh_key(content: bytes, label: str, *, strict: bool) -> _Parsed:
+def _parse_ssh_key(content: bytes, where: str, *, strict: bool) -> _Parsed:
     """Parse an SSH private key (ed25519 or RSA) as an age identity.
 
     Passphrase-protected keys are skipped with a note (we never prompt). An
@@ -375,7 +371,7 @@ def _parse_ssh_key(content: bytes, label: str, *, strict: bool) -> _Parsed:
         if strict:
             raise InputError(
                 "not a usable SSH private key (ssh-ed25519 and ssh-rsa keys are supported)",
-                file=label,
+                file=where,
             ) from None
         parsed.skipped.append("unsupported or malformed SSH key: skipped")
     return parsed

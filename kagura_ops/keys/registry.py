@@ -42,24 +42,18 @@ _LABELS = {
 class OpaqueKey(MasterKey):
     """A recipient kagura-ops cannot use (yet): kept as is, never used."""
 
-    kind = "opaque"
-
     def __init__(self, kind: str, entry: Mapping[str, Any]) -> None:
-        self._kind = kind
+        self.kind = kind
         self._entry = dict(entry)
         self.enc = str(entry.get("enc", ""))
 
-    @property  # type: ignore[override]
-    def kind(self) -> str:  # noqa: D102 -- the kind is per instance here
-        return self._kind
-
     @property
     def name(self) -> str:
-        field = _NAME_FIELDS.get(self._kind, "")
-        return f"{self._kind}:{self._entry.get(field, '?')}"
+        field = _NAME_FIELDS.get(self.kind, "")
+        return f"{self.kind}:{self._entry.get(field, '?')}"
 
     def _unsupported(self) -> UnsupportedError:
-        label = _LABELS.get(self._kind, self._kind)
+        label = _LABELS.get(self.kind, self.kind)
         return UnsupportedError(
             f"{label} identities are not supported yet ({self.name})",
             hint="add an age recipient to the file (kagura-ops rotate --add-age) to use it here",

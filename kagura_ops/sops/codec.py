@@ -22,7 +22,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -67,9 +67,9 @@ class Timestamp:
     @classmethod
     def from_datetime(cls, value: datetime | date) -> Timestamp:
         if not isinstance(value, datetime):
-            value = datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+            value = datetime(value.year, value.month, value.day, tzinfo=UTC)
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         offset = value.utcoffset()
         assert offset is not None
         base = value.strftime("%Y-%m-%dT%H:%M:%S")

@@ -71,7 +71,9 @@ class Decrypted:
     """Whether each leaf was encrypted in the file."""
 
     def __repr__(self) -> str:
-        return f"Decrypted({len(self.plaintext)} leaves, {len(self.metadata.recipients)} recipients)"
+        return (
+            f"Decrypted({len(self.plaintext)} leaves, {len(self.metadata.recipients)} recipients)"
+        )
 
     def render(self) -> str:
         """The plaintext file (metadata removed)."""
@@ -85,7 +87,9 @@ class Decrypted:
         """The plaintext documents as Python values (comments dropped)."""
         replacements = {
             id(leaf): value
-            for leaf, value, enc in zip(self.parsed.leaves, self.plaintext, self.encrypted, strict=True)
+            for leaf, value, enc in zip(
+                self.parsed.leaves, self.plaintext, self.encrypted, strict=True
+            )
             if enc and not isinstance(value, Comment)
         }
         out = []
@@ -102,7 +106,9 @@ class Decrypted:
     def stash(self) -> dict[tuple[Any, ...], str]:
         """Previous ciphertexts by (key path, type, plaintext), for stable re-encryption."""
         stash: dict[tuple[Any, ...], str] = {}
-        for leaf, value, enc in zip(self.parsed.leaves, self.plaintext, self.encrypted, strict=True):
+        for leaf, value, enc in zip(
+            self.parsed.leaves, self.plaintext, self.encrypted, strict=True
+        ):
             if not enc or not is_encrypted(_ciphertext(leaf)):
                 continue
             token = _ciphertext(leaf)
@@ -164,16 +170,19 @@ def wrap_data_key(data_key: bytes, key_groups: list[list[MasterKey]], threshold:
             except KaguraOpsError:
                 raise
             except Exception as exc:
-                raise EncryptionError(f"could not wrap the data key for {key.name}: {exc}") from None
+                raise EncryptionError(
+                    f"could not wrap the data key for {key.name}: {exc}"
+                ) from None
 
 
 def unwrap_data_key(metadata: Metadata, keyring: Keyring, *, source: str = "") -> bytes:
     """Recover the data key with the identities in ``keyring`` (combining Shamir shares)."""
+    from kagura_ops.errors import UnsupportedError
     from kagura_ops.keys.registry import unusable
 
     parts: list[bytes] = []
-    problems: list[str] = []
-    for index, group in enumerate(metadata.key_groups):
+    failures: list[Exception] = []
+    for group in metadata.key_groups:
         # age first, like sops' default decryption order.
         ordered = sorted(group, key=lambda k: 0 if k.kind == "age" else 1)
         for key in ordered:
@@ -183,29 +192,31 @@ def unwrap_data_key(metadata: Metadata, keyring: Keyring, *, source: str = "") -
             except Exception as exc:
                 if not unusable(exc):
                     raise
-                message = exc.message if isinstance(exc, KaguraOpsError) else str(exc)
-                problems.append(message)
-        else:
-            if len(metadata.key_groups) == 1:
-                break
-            problems.append(f"key group {index + 1}: no usable identity")
+                failures.append(exc)
         if len(parts) >= metadata.threshold:
             break
-    if len(parts) < metadata.threshold:
-        recipients = ", ".join(k.name for k in metadata.recipients)
-        need = (
-            f"{metadata.threshold} of {len(metadata.key_groups)} key groups"
-            if len(metadata.key_groups) > 1
-            else "one of its recipients"
-        )
-        unsupported_only = problems and all("not supported yet" in p for p in problems)
-        detail = problems[0] if unsupported_only else f"tried: {keyring.describe_tried()}"
-        raise NoIdentityError(
-            f"cannot decrypt the data key: no identity matches {need} ({recipients}); {detail}",
-            file=source or None,
-            hint="pass --identity FILE, or set SOPS_AGE_KEY_FILE, or put the key in "
-            "~/.config/sops/age/keys.txt",
-        )
+    if len(parts) >= metadata.threshold:
+        return _combine(parts, metadata, source)
+    if failures and all(isinstance(f, UnsupportedError) for f in failures):
+        first = failures[0]
+        assert isinstance(first, UnsupportedError)
+        raise UnsupportedError(first.message, file=source or None, hint=first.hint)
+    recipients = ", ".join(k.short_name for k in metadata.recipients)
+    need = (
+        f"{metadata.threshold} of {len(metadata.key_groups)} key groups"
+        if len(metadata.key_groups) > 1
+        else "one of its recipients"
+    )
+    raise NoIdentityError(
+        f"cannot decrypt the data key: no identity matches {need} ({recipients}); "
+        f"tried: {keyring.describe_tried()}",
+        file=source or None,
+        hint="pass --identity FILE, or set SOPS_AGE_KEY_FILE, or put the key in "
+        "~/.config/sops/age/keys.txt",
+    )
+
+
+def _combine(parts: list[bytes], metadata: Metadata, source: str) -> bytes:
     if len(metadata.key_groups) == 1:
         key = parts[0]
     else:
@@ -214,7 +225,9 @@ def unwrap_data_key(metadata: Metadata, keyring: Keyring, *, source: str = "") -
         try:
             key = combine(parts)
         except ValueError:
-            raise IntegrityError("the key-group shares do not combine", file=source or None) from None
+            raise IntegrityError(
+                "the key-group shares do not combine", file=source or None
+            ) from None
     if len(key) != 32:
         raise IntegrityError("the unwrapped data key has the wrong length", file=source or None)
     return key
@@ -300,8 +313,11 @@ def encrypt_document(
                 file=source or None,
             ) from None
     digest = hasher.hexdigest().upper()
-    if previous is not None and stash and _previous_mac(previous) == digest and _same_keys(
-        previous.metadata.key_groups, key_groups
+    if (
+        previous is not None
+        and stash
+        and _previous_mac(previous) == digest
+        and _same_keys(previous.metadata.key_groups, key_groups)
     ):
         lastmodified = previous.metadata.lastmodified
         mac = previous.metadata.mac
@@ -335,7 +351,8 @@ def _same_keys(old: list[list[MasterKey]], new: list[list[MasterKey]]) -> bool:
     if len(old) != len(new):
         return False
     return all(
-        len(a) == len(b) and all(x.same_recipient(y) and x.enc == y.enc for x, y in zip(a, b, strict=True))
+        len(a) == len(b)
+        and all(x.same_recipient(y) and x.enc == y.enc for x, y in zip(a, b, strict=True))
         for a, b in zip(old, new, strict=True)
     )
 

@@ -24,7 +24,9 @@ def _show(path: Sequence[str | int]) -> str:
     return "".join(f'["{p}"]' if isinstance(p, str) else f"[{p}]" for p in path)
 
 
-def set_value(text: str, fmt: str, path: Sequence[str | int], value: Any, *, source: str = "") -> str:
+def set_value(
+    text: str, fmt: str, path: Sequence[str | int], value: Any, *, source: str = ""
+) -> str:
     """``text`` with the value at ``path`` set (intermediate mappings are created)."""
     if not path:
         raise InputError("cannot replace the whole document", file=source or None)
@@ -60,7 +62,9 @@ def _tree_set(tree: Any, path: Sequence[str | int], value: Any, source: str) -> 
             node[part] = [] if isinstance(nxt, int) else {}
             node = node[part]
         except (IndexError, TypeError):
-            raise InputError(f"key path {_show(path[: depth + 1])} not found", file=source or None) from None
+            raise InputError(
+                f"key path {_show(path[: depth + 1])} not found", file=source or None
+            ) from None
     last = path[-1]
     try:
         if isinstance(node, list) and isinstance(last, int) and last == len(node):
@@ -89,7 +93,11 @@ def _yaml_set(text: str, path: Sequence[str | int], value: Any, source: str) -> 
     scalar = isinstance(value, str | int | float | bool | Timestamp) or value is None
     if scalar:
         for leaf in parsed.leaves:
-            if leaf.start >= 0 and not isinstance(leaf.value, Comment) and list(leaf.keys) == list(path):
+            if (
+                leaf.start >= 0
+                and not isinstance(leaf.value, Comment)
+                and list(leaf.keys) == list(path)
+            ):
                 new = render_scalar(value, flow=leaf.flow, indent=leaf.indent)
                 return text[: leaf.start] + new + text[leaf.end :]
     return _yaml_round_trip(text, source, lambda tree: _tree_set(tree, path, _plain(value), source))
@@ -140,7 +148,11 @@ def _dotenv_set(
     out: list[str] = []
     found = False
     for line in lines:
-        if not line.lstrip().startswith("#") and "=" in line and line.split("=", 1)[0].strip() == key:
+        if (
+            not line.lstrip().startswith("#")
+            and "=" in line
+            and line.split("=", 1)[0].strip() == key
+        ):
             found = True
             if not remove:
                 out.append(f"{key}={_dotenv_value(value)}")

@@ -7,13 +7,14 @@ writes the file atomically; the CLI only parses arguments and prints.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kagura_ops.errors import ConfigError, FormatError, InputError, KaguraOpsError, NoIdentityError
+from kagura_ops.errors import ConfigError, InputError, KaguraOpsError, NoIdentityError
 from kagura_ops.keys.base import MasterKey
 from kagura_ops.keys.identities import Keyring
 from kagura_ops.sops.document import (
@@ -166,7 +167,9 @@ def settings_for(
         recipients = parse_recipients(list(age))
         if not recipients:
             raise ConfigError("no recipients given", hint="--age takes age1... or ssh-... keys")
-        return EncryptionSettings([[AgeKey(r) for r in recipients]], selection or Selection.default())
+        return EncryptionSettings(
+            [[AgeKey(r) for r in recipients]], selection or Selection.default()
+        )
     from kagura_ops.sops.rules import find_config, rule_for
 
     config_path = Path(config) if config else find_config(Path(path).absolute().parent)
@@ -177,7 +180,9 @@ def settings_for(
             hint="pass --age age1... or add a .sops.yaml with creation_rules",
         )
     rule = rule_for(Path(path).absolute(), config_path)
-    groups = [[key_from_spec(spec.kind, dict(spec.params)) for spec in group] for group in rule.key_groups]
+    groups = [
+        [key_from_spec(spec.kind, dict(spec.params)) for spec in group] for group in rule.key_groups
+    ]
     if not groups or not any(groups):
         raise ConfigError(
             "the matching creation rule names no keys",
@@ -234,10 +239,8 @@ def find_previous(
     if explicit is not None:
         candidates.append((read_text(explicit), str(explicit)))
     elif target.exists():
-        try:
+        with contextlib.suppress(OSError, UnicodeDecodeError):
             candidates.append((target.read_text(encoding="utf-8"), str(target)))
-        except (OSError, UnicodeDecodeError):
-            pass
     if explicit is None:
         head = _git_head_version(target)
         if head is not None:
@@ -279,7 +282,8 @@ def _reuse_keys(
         return fresh, new_data_key()
     if len(new_groups) > 1:
         same = all(
-            {k.name for k in a} == {k.name for k in b} for a, b in zip(old_groups, new_groups, strict=True)
+            {k.name for k in a} == {k.name for k in b}
+            for a, b in zip(old_groups, new_groups, strict=True)
         )
         if same:
             return old_groups, previous.data_key
@@ -371,6 +375,8 @@ def extract(tree: Any, path: Sequence[str | int], *, source: str = "") -> Any:
         try:
             node = node[part]
         except (KeyError, IndexError, TypeError):
-            shown = "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in path[: depth + 1])
+            shown = "".join(
+                f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in path[: depth + 1]
+            )
             raise InputError(f"key path {shown} not found", file=source or None) from None
     return node

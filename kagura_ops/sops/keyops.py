@@ -84,7 +84,9 @@ def update_keys(
     else:
         wrap_data_key(data_key, groups, settings.shamir_threshold)
     if not update.changed:
-        update.added = [f"key groups: {len(groups)} (threshold {settings.shamir_threshold or len(groups)})"]
+        update.added = [
+            f"key groups: {len(groups)} (threshold {settings.shamir_threshold or len(groups)})"
+        ]
     update.metadata = Metadata(
         key_groups=groups,
         selection=old.selection,
@@ -116,7 +118,8 @@ def rotate_file(
     unknown = removing - {k.name for g in meta.key_groups for k in g}
     if unknown:
         raise ConfigError(
-            f"cannot remove {', '.join(sorted(unknown))}: not a recipient of the file", file=str(path)
+            f"cannot remove {', '.join(sorted(unknown))}: not a recipient of the file",
+            file=str(path),
         )
     for recipient in parse_recipients(list(add_age)) if add_age else []:
         if recipient not in present:

@@ -102,7 +102,9 @@ class Metadata:
                 raise FormatError("sops.key_groups must be a list", file=source or None)
             for i, group in enumerate(raw_groups):
                 if not isinstance(group, Mapping):
-                    raise FormatError(f"sops.key_groups[{i}] must be a mapping", file=source or None)
+                    raise FormatError(
+                        f"sops.key_groups[{i}] must be a mapping", file=source or None
+                    )
                 groups.append(
                     [k for kind in KEY_KINDS for k in entries(group, kind, f"sops.key_groups[{i}]")]
                 )
@@ -112,7 +114,9 @@ class Metadata:
                 groups.append(single)
         if not any(groups):
             raise FormatError(
-                "the sops metadata lists no recipients", file=source or None, hint="the file is damaged"
+                "the sops metadata lists no recipients",
+                file=source or None,
+                hint="the file is damaged",
             )
         for field_name in ("mac", "lastmodified"):
             if not data.get(field_name):
@@ -121,7 +125,9 @@ class Metadata:
         try:
             threshold = int(threshold)
         except (TypeError, ValueError):
-            raise FormatError("sops.shamir_threshold must be an integer", file=source or None) from None
+            raise FormatError(
+                "sops.shamir_threshold must be an integer", file=source or None
+            ) from None
         lastmodified = data["lastmodified"]
         if isinstance(lastmodified, Timestamp):
             lastmodified = lastmodified.text
@@ -165,7 +171,9 @@ def _group_mapping(group: list[MasterKey], *, in_group: bool) -> dict[str, Any]:
     for key in group:
         by_kind.setdefault(key.kind, []).append(key.to_metadata())
     out: dict[str, Any] = {}
-    for kind in KEY_KINDS:
+    # Inside a key group sops writes pgp first; at the top level after mac (see to_mapping).
+    order = ("pgp", *KEY_KINDS[:-1]) if in_group else KEY_KINDS
+    for kind in order:
         if kind in by_kind:
             out[kind] = by_kind[kind]
         elif in_group and kind in ("hc_vault", "age"):

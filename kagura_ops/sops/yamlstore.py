@@ -149,14 +149,20 @@ class ParsedYaml:
         text = self.text
         for start, end, new_text in edits:
             out.append(text[pos:start])
-            if start == end and new_text.startswith("sops:"):
-                # Appending the metadata: make sure it starts on a line of its own.
-                if out and out[-1] and not "".join(out[-2:]).endswith("\n"):
-                    out.append("\n")
+            # Appending the metadata: make sure it starts on a line of its own.
+            if start == end and new_text.startswith("sops:") and not _ends_with_newline(out):
+                out.append("\n")
             out.append(new_text)
             pos = end
         out.append(text[pos:])
         return "".join(out)
+
+
+def _ends_with_newline(pieces: list[str]) -> bool:
+    for piece in reversed(pieces):
+        if piece:
+            return piece.endswith("\n")
+    return True
 
 
 def _scalar_text(value: Any, leaf: Leaf) -> str:
@@ -181,13 +187,30 @@ def _flow_text(value: Any, leaf_values: Iterator[Any]) -> str:
 
 
 def _indent_block(block: str, indent: int) -> str:
+    """Re-indent a 4-space metadata block to ``indent`` spaces per level.
+
+    A line's column maps through its parent's: one level deeper adds ``indent``;
+    the content of a ``- `` item sits two columns right of its dash in both.
+    """
     if indent == 4:
         return block
     lines = []
+    stack: list[tuple[int, int]] = [(0, 0)]  # (old column, new column) of open levels
     for line in block.splitlines(keepends=True):
         stripped = line.lstrip(" ")
-        depth = (len(line) - len(stripped)) // 4
-        lines.append(" " * (depth * indent) + stripped)
+        if not stripped.strip():
+            lines.append(stripped)
+            continue
+        column = len(line) - len(stripped)
+        while len(stack) > 1 and stack[-1][0] > column:
+            stack.pop()
+        old, new = stack[-1]
+        if column > old:
+            new += indent
+            stack.append((column, new))
+        if stripped.startswith("- "):
+            stack.append((column + 2, new + 2))
+        lines.append(" " * new + stripped)
     return "".join(lines)
 
 
@@ -302,6 +325,8 @@ def parse_yaml(text: str, *, source: str = "<yaml>", comment_stacks: bool = Fals
             continue
         if isinstance(event, DocumentEndEvent):
             end = event.start_mark.index
+            if metadata is not None and root is not None:
+                root.pop(METADATA_KEY, None)
             documents.append(
                 _Doc(
                     root if root is not None else {},

@@ -33,7 +33,7 @@ from kagura_ops.keys.age import (
 )
 from kagura_ops.keys.identities import Keyring
 
-INTEROP_AGE = Path("/work/shared/interop/sops/age")
+INTEROP_AGE = Path(__file__).parents[1] / "vectors" / "sops" / "age"
 GENERATED = INTEROP_AGE / "generated-sops-3.11.0"
 DATA_KEY = bytes(range(32))
 

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from kagura_ops.errors import InputError
 from kagura_ops.keys.identities import Keyring, TriedSource
 
-INTEROP_AGE = Path("/work/shared/interop/sops/age")
+INTEROP_AGE = Path(__file__).parents[1] / "vectors" / "sops" / "age"
 PAYLOAD = b"\x07" * 32
 
 

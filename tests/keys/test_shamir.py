@@ -115,8 +115,7 @@ def test_combine_validation() -> None:
 # ---------------------------------------------------------------- real sops vector
 
 _VECTOR_DIRS = [
-    Path(__file__).resolve().parents[1] / "interop" / "sops",
-    Path("/work/shared/interop/sops"),
+    Path(__file__).resolve().parents[1] / "vectors" / "sops",
 ]
 _GENERATED = next(
     (d / "age" / "generated-sops-3.11.0" for d in _VECTOR_DIRS if (d / "age").is_dir()),

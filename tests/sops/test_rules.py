@@ -33,10 +33,7 @@ ROLE = "arn:aws:iam::123456789012:role/sops"
 _INTEROP = next(
     (
         d
-        for d in (
-            Path(__file__).resolve().parents[1] / "interop" / "sops",
-            Path("/work/shared/interop/sops"),
-        )
+        for d in (Path(__file__).resolve().parents[1] / "vectors" / "sops",)
         if (d / "age").is_dir()
     ),
     None,
