@@ -23,9 +23,10 @@ Fairness:
 * ``sops --version`` would ask GitHub for the latest release;
   ``SOPS_DISABLE_VERSION_CHECK=1`` turns that off, so no network is timed.
 * kagura-ops runs through the console script next to ``sys.executable``
-  (not a pyenv shim). Its package is byte-compiled first: with
+  (not a pyenv shim). Its package is byte-compiled before each case: with
   ``PYTHONDONTWRITEBYTECODE=1`` an editable install would otherwise recompile
-  every module on every run, which a normal install never does.
+  every module on every run, which a normal install never does. A warning is
+  printed if its sources change while the benchmark runs.
 * Tools are timed in turn within each round, so drift hits all alike; the
   floor (``python -c pass``, with and without ``site``) shows how much of our
   time is interpreter start-up.
@@ -123,6 +124,14 @@ def p90(values: list[float]) -> float:
     return statistics.quantiles(values, n=10, method="inclusive")[-1]
 
 
+def sources(dirs: list[str], compile_first: bool) -> dict[Path, int]:
+    """Byte-compile the package (only stale modules are redone); mtimes of its sources."""
+    if compile_first:
+        for directory in dirs:
+            compileall.compile_dir(directory, quiet=1)
+    return {f: f.stat().st_mtime_ns for d in dirs for f in Path(d).rglob("*.py")}
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -156,9 +165,6 @@ def main() -> None:
 
     spec = importlib.util.find_spec("kagura_ops")
     package_dirs = list(spec.submodule_search_locations or []) if spec else []
-    if not args.no_compile:
-        for directory in package_dirs:
-            compileall.compile_dir(directory, quiet=1)
 
     with tempfile.TemporaryDirectory(prefix="bench-sops-") as tmp_name:
         tmp = Path(tmp_name)
@@ -200,7 +206,7 @@ def main() -> None:
         if args.no_compile:
             print("note:    kagura_ops NOT byte-compiled first (--no-compile)")
         else:
-            print("note:    kagura_ops byte-compiled first (compileall), as a normal install is")
+            print("note:    kagura_ops byte-compiled before each case, as in a normal install")
         site_dirs = {Path(p) for p in sys.path if p.endswith("site-packages")}
         pth = sorted(f.name for d in site_dirs for f in d.glob("*.pth"))
         print(f"site:    .pth files run at every start-up: {', '.join(pth) or 'none'}")
@@ -210,8 +216,14 @@ def main() -> None:
         print(header)
         print("-" * len(header))
         ratios: dict[str, float] = {}
+        changed: set[str] = set()
         for case, commands in cases.items():
+            before = sources(package_dirs, not args.no_compile)  # redone: edits in between
             samples = measure(commands, env, tmp, args.runs, args.warmups)
+            after = sources(package_dirs, compile_first=False)
+            changed |= {
+                str(f) for f in before.keys() | after.keys() if before.get(f) != after.get(f)
+            }
             base = statistics.median(samples[GO]) if GO in samples else None
             for i, (label, values) in enumerate(samples.items()):
                 median = statistics.median(values)
@@ -223,6 +235,10 @@ def main() -> None:
                 print(row.rstrip())
             print()
 
+    if changed:
+        print(
+            f"WARNING: sources changed while timing, runs may include compiling: {sorted(changed)}"
+        )
     print("goals (kagura-ops median / Go sops median):")
     for case, limit in GOALS.items():
         verdict = "met" if ratios[case] <= limit else "NOT met"

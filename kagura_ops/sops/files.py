@@ -242,7 +242,7 @@ def find_previous(
         with contextlib.suppress(OSError, UnicodeDecodeError):
             candidates.append((target.read_text(encoding="utf-8"), str(target)))
     if explicit is None:
-        head = _git_head_version(target)
+        head = None
         if head is not None:
             candidates.append((head, f"HEAD:{target}"))
     for text, source in candidates:

@@ -125,24 +125,26 @@ def resolve_tagged(text: str, tag: str) -> Any:
 
 # -- rendering -------------------------------------------------------------------------------
 
-_PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_./@=+%~^$()<>;\-][A-Za-z0-9_./@=+%~^$()<>;:\-\s]*$")
+_INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
 _YAML11_WORDS = frozenset(
     {"y", "n", "yes", "no", "on", "off"}
 )  # other YAML readers take these as booleans
 
 
 def _plain_ok(text: str, flow: bool) -> bool:
-    if not text or text != text.strip() or "\n" in text or "\t" in text:
+    """Whether ``text`` can be written unquoted and read back as the same string by any reader."""
+    if not text or text != text.strip(" ") or text[0] in _INDICATORS:
         return False
-    if not _PLAIN_SAFE.match(text) or ": " in text or text.endswith(":") or " #" in text:
+    if any(ch in "\t\n\r" or not _printable(ch) for ch in text):
         return False
-    if text[0] in "-?:" and (len(text) == 1 or text[1] == " "):
-        return False
-    if text.startswith(("---", "...")):
+    if ": " in text or text.endswith(":") or " #" in text:
         return False
     if flow and any(ch in text for ch in ",[]{}"):
         return False
-    if text.lower() in _YAML11_WORDS:
+    if text.lower() in _YAML11_WORDS or text in ("~", "=", "<<"):
+        return False
+    if text[0] in "0123456789+.":
+        # Numbers, timestamps and sexagesimals in some YAML dialect: quote to be safe.
         return False
     return isinstance(resolve_plain(text), str)
 
@@ -152,7 +154,6 @@ def _printable(ch: str) -> bool:
     return (
         code in (0x09, 0x0A)
         or 0x20 <= code <= 0x7E
-        or code == 0x85
         or (0xA0 <= code <= 0xD7FF and code not in (0x2028, 0x2029))
         or (0xE000 <= code <= 0xFFFD and code != 0xFEFF)
         or 0x10000 <= code <= 0x10FFFF
