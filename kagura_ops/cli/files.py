@@ -59,10 +59,13 @@ def _convert(decrypted: Any, fmt_in: str, fmt_out: str | None) -> str:
     """Plaintext of a decrypted document, in another format if asked."""
     if not fmt_out or fmt_out == fmt_in:
         return str(decrypted.render())
-    return _dump_tree(decrypted.trees()[0] if decrypted.trees() else {}, fmt_out)
+    trees = decrypted.trees()
+    return _dump_tree(trees[0] if trees else {}, fmt_out, json_numbers=fmt_in == "json")
 
 
-def _dump_tree(tree: Any, fmt: str) -> str:
+def _dump_tree(tree: Any, fmt: str, *, json_numbers: bool = False) -> str:
+    """A decrypted subtree in ``fmt``. ``json_numbers``: integral floats came from JSON
+    (where every number is a float, as in sops) and are written as integers."""
     from kagura_ops.sops.codec import Timestamp
 
     def plain(value: Any) -> Any:
@@ -72,11 +75,16 @@ def _dump_tree(tree: Any, fmt: str) -> str:
             return [plain(v) for v in value]
         if isinstance(value, Timestamp):
             return value.text
+        if json_numbers and isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            return int(value)
         return value
 
     tree = plain(tree)
     if fmt == "json":
-        return json.dumps(tree, indent=4, ensure_ascii=False) + "\n"
+        from kagura_ops.sops.jsonstore import dump_json
+
+        text = dump_json(tree)
+        return text if text.endswith("\n") else text + "\n"
     if fmt == "dotenv":
         if not isinstance(tree, dict) or any(isinstance(v, dict | list) for v in tree.values()):
             raise InputError("only a flat mapping can be written as dotenv")
@@ -231,7 +239,11 @@ def decrypt(
         trees = decrypted.trees()
         value = extract_value(trees[0] if trees else {}, parse_key_path(extract), source=file)
         if isinstance(value, dict | list):
-            text = _dump_tree(value, output_type or ("json" if fmt == "json" else "yaml"))
+            text = _dump_tree(
+                value,
+                output_type or ("json" if fmt == "json" else "yaml"),
+                json_numbers=fmt == "json",
+            )
         elif isinstance(value, Timestamp):
             text = value.text
         elif isinstance(value, bool):

@@ -280,14 +280,10 @@ def encrypt_document(
     stash = previous.stash() if previous is not None and previous.data_key == data_key else {}
     hasher = _mac_hasher(selection)
     values: list[Any] = []
-    trivial = selection.trivial
     for leaf in parsed.leaves:
         value = leaf.value
         comment = isinstance(value, Comment)
-        if trivial:
-            encrypt = selection.should_encrypt(leaf.path)
-        else:
-            encrypt = selection.should_encrypt(leaf.path, leaf.comments, comment)
+        encrypt = selection.applies_to(leaf.path, leaf.comments, comment)
         if not comment and (encrypt or not selection.mac_only_encrypted):
             hasher.update(to_bytes(value))
         if not encrypt:
@@ -381,17 +377,13 @@ def decrypt_document(
         data_key = unwrap_data_key(metadata, keyring, source=source)
     cipher = Cipher(data_key)
     selection = metadata.selection
-    trivial = selection.trivial
     hasher = _mac_hasher(selection)
     plaintext: list[Any] = []
     flags: list[bool] = []
     for leaf in parsed.leaves:
         value = leaf.value
         comment = isinstance(value, Comment)
-        if trivial:
-            encrypt = selection.should_encrypt(leaf.path)
-        else:
-            encrypt = selection.should_encrypt(leaf.path, leaf.comments, comment)
+        encrypt = selection.applies_to(leaf.path, leaf.comments, comment)
         if comment:
             clear = _decrypt_comment(cipher, leaf) if encrypt else None
             plaintext.append(clear if clear is not None else value)

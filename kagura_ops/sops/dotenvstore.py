@@ -38,7 +38,7 @@ from kagura_ops.sops.yamlstore import Leaf
 if TYPE_CHECKING:
     from kagura_ops.sops.metadata import Metadata
 
-__all__ = ["ParsedDotenv", "flatten_metadata", "parse_dotenv", "unflatten_metadata"]
+__all__ = ["ParsedDotenv", "flatten_metadata", "format_value", "parse_dotenv", "unflatten_metadata"]
 
 METADATA_PREFIX = "sops_"
 _MAP = "__map_"
@@ -106,7 +106,7 @@ class ParsedDotenv:
             elif line.key is None:
                 out.append(f"#{new.value if isinstance(new, Comment) else new}")
             else:
-                out.append(f"{line.key}={_value_text(new)}")
+                out.append(f"{line.key}={format_value(new)}")
         if metadata is not None:
             out.extend(
                 f"{METADATA_PREFIX}{key}={value}" for key, value in flatten_metadata(metadata)
@@ -172,7 +172,7 @@ def parse_dotenv(text: str, *, source: str = "<dotenv>") -> ParsedDotenv:
     return ParsedDotenv(lines, leaves, final_newline, flat, metadata)
 
 
-def _value_text(value: Any) -> str:
+def format_value(value: Any) -> str:
     """A value as sops writes it: newlines escaped in strings, Go's ``ValToString`` otherwise."""
     if isinstance(value, str):
         return value.replace("\n", "\\n")
@@ -242,7 +242,7 @@ def flatten_metadata(mapping: Mapping[str, Any]) -> list[tuple[str, str]]:
             for index, item in enumerate(value):
                 visit(f"{key}{_LIST}{index}", item)
         elif value is not None:
-            flat[key] = _value_text(value)
+            flat[key] = format_value(value)
 
     for key, value in mapping.items():
         visit(str(key), value)

@@ -166,5 +166,6 @@ def _dotenv_set(
 
 
 def _dotenv_value(value: Any) -> str:
-    text = "" if value is None else str(value)
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
+    from kagura_ops.sops.dotenvstore import format_value
+
+    return "" if value is None else format_value(value)

@@ -41,7 +41,7 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from kagura_ops.errors import ConfigError
-from kagura_ops.sops.selection import Selection
+from kagura_ops.sops.selection import RULE_KEYS, Selection
 
 __all__ = [
     "ALTERNATE_CONFIG_NAME",
@@ -69,14 +69,7 @@ MAX_DEPTH = 100
 #: The kinds a :class:`KeySpec` can have: the ``sops:`` metadata list each key lives in.
 KEY_SPEC_KINDS = ("age", "pgp", "kms", "gcp_kms", "azure_kv", "hc_vault", "hckms")
 
-_SELECTION_KEYS = (
-    "unencrypted_suffix",
-    "encrypted_suffix",
-    "unencrypted_regex",
-    "encrypted_regex",
-    "unencrypted_comment_regex",
-    "encrypted_comment_regex",
-)
+_SELECTION_KEYS = RULE_KEYS
 _SELECTION_REGEXES = _SELECTION_KEYS[2:]
 # Top-level key settings, in the order sops turns them into keys.
 _TOP_LEVEL_KEY_FIELDS = (

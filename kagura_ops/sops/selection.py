@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-__all__ = ["DEFAULT_UNENCRYPTED_SUFFIX", "Selection"]
+__all__ = ["DEFAULT_UNENCRYPTED_SUFFIX", "RULE_KEYS", "Selection"]
 
 DEFAULT_UNENCRYPTED_SUFFIX = "_unencrypted"
 
-_RULE_KEYS = (
+RULE_KEYS = (
     "unencrypted_suffix",
     "encrypted_suffix",
     "unencrypted_regex",
@@ -50,7 +50,7 @@ class Selection:
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> Selection:
         """Build from a metadata block or a creation rule; the default suffix if none is set."""
-        values = {k: str(data[k]) for k in _RULE_KEYS if data.get(k)}
+        values = {k: str(data[k]) for k in RULE_KEYS if data.get(k)}
         mac_only = bool(data.get("mac_only_encrypted", False))
         if not values:
             values["unencrypted_suffix"] = DEFAULT_UNENCRYPTED_SUFFIX
@@ -58,12 +58,12 @@ class Selection:
 
     def rules(self) -> dict[str, str]:
         """The rule keys that are set, in the order sops writes them."""
-        return {k: getattr(self, k) for k in _RULE_KEYS if getattr(self, k)}
+        return {k: getattr(self, k) for k in RULE_KEYS if getattr(self, k)}
 
     def conflicts(self) -> list[str]:
         """Names of the value rules set together (sops allows only one)."""
-        value_rules = [k for k in _RULE_KEYS[:4] if getattr(self, k)]
-        comment_rules = [k for k in _RULE_KEYS[4:] if getattr(self, k)]
+        value_rules = [k for k in RULE_KEYS[:4] if getattr(self, k)]
+        comment_rules = [k for k in RULE_KEYS[4:] if getattr(self, k)]
         return value_rules + comment_rules if len(value_rules) + len(comment_rules) > 1 else []
 
     def _re(self, name: str) -> re.Pattern[str]:
@@ -129,3 +129,11 @@ class Selection:
                 if encrypted:
                     break
         return encrypted
+
+    def applies_to(
+        self, leaf_path: Sequence[str], comments: Sequence[Sequence[str]], is_comment: bool
+    ) -> bool:
+        """:meth:`should_encrypt` with the fast path for the common suffix-only rule."""
+        if self.trivial:
+            return self.should_encrypt(leaf_path)
+        return self.should_encrypt(leaf_path, comments, is_comment)
