@@ -161,10 +161,12 @@ def encrypt(
     --previous, or the file at git HEAD) and an identity for it is available,
     unchanged values keep their exact ciphertext, so diffs show only real changes.
     """
+    from kagura_ops.errors import FormatError
     from kagura_ops.sops.files import (
         detect_format,
         encrypt_text,
         find_previous,
+        is_encrypted_text,
         read_text,
         settings_for,
     )
@@ -176,6 +178,12 @@ def encrypt(
     if output_type and output_type != fmt:
         raise click.UsageError("encrypt writes the input's format; --output-type must match it")
     text = read_text(file)
+    if is_encrypted_text(text, fmt, source=file):
+        raise FormatError(
+            "the file is already encrypted (it has sops metadata)",
+            file=file,
+            hint="use 'kagura-ops edit' or 'kagura-ops set' to change it",
+        )
     chosen = {k: v for k, v in rules.items() if v}
     selection = None
     if chosen or mac_only_encrypted:

@@ -117,7 +117,8 @@ def _yaml_round_trip(text: str, source: str, change: Any) -> str:
     yaml.preserve_quotes = True
     yaml.width = 4096
     indent = _detect_indent(text)
-    yaml.indent(mapping=indent, sequence=indent, offset=indent - 2 if indent >= 2 else 0)
+    offset = _detect_sequence_offset(text)
+    yaml.indent(mapping=indent, sequence=offset + 2, offset=offset)
     try:
         docs = list(yaml.load_all(text))
     except YAMLError as exc:
@@ -128,6 +129,19 @@ def _yaml_round_trip(text: str, source: str, change: Any) -> str:
     out = io.StringIO()
     yaml.dump_all(docs, out)
     return out.getvalue()
+
+
+def _detect_sequence_offset(text: str) -> int:
+    """How far a block sequence's dashes sit right of their parent key (0 or more)."""
+    previous = ""
+    for line in text.splitlines():
+        stripped = line.lstrip(" ")
+        if stripped.startswith("- ") and previous.rstrip().endswith(":"):
+            parent = len(previous) - len(previous.lstrip(" "))
+            return max(0, len(line) - len(stripped) - parent)
+        if stripped and not stripped.startswith("#"):
+            previous = line
+    return 0
 
 
 def _detect_indent(text: str) -> int:
