@@ -6,6 +6,8 @@ a secret value. The CLI maps each branch to one exit code (see ``exit_code``)::
 
     KaguraOpsError                      exit 1
     ├── InputError                      exit 1   bad YAML/JSON/dotenv, unknown key path, bad argument
+    │   └── CompileError                exit 1   every problem of one compile (file:line:col each)
+    │       └── StaleLockfileError      exit 1   compile --check: the lockfile differs from a fresh compile
     ├── ConfigError                     exit 6   .sops.yaml invalid, no creation rule, no recipients
     ├── FormatError                     exit 5   not (or already) a SOPS file, malformed metadata
     ├── UnsupportedError                exit 5   a key type or format feature we do not handle yet
@@ -20,7 +22,14 @@ went wrong inside AES-GCM) so that errors are never an oracle.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kagura_ops.compiler.model import Diagnostic
+
 __all__ = [
+    "CompileError",
     "ConfigError",
     "DecryptionError",
     "EncryptionError",
@@ -29,6 +38,7 @@ __all__ = [
     "IntegrityError",
     "KaguraOpsError",
     "NoIdentityError",
+    "StaleLockfileError",
     "UnsupportedError",
 ]
 
@@ -54,6 +64,26 @@ class KaguraOpsError(Exception):
 
 class InputError(KaguraOpsError):
     """The input is not what was expected: syntax errors, unknown paths, bad values."""
+
+
+class CompileError(InputError):
+    """A compile found problems; ``diagnostics`` holds all of them, each with its position."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic], *, file: str | None = None) -> None:
+        self.diagnostics = list(diagnostics)
+        count = len(self.diagnostics)
+        lines = "\n".join(f"  {d.format()}" for d in self.diagnostics)
+        super().__init__(f"{count} problem{'s' if count != 1 else ''} found:\n{lines}", file=file)
+
+
+class StaleLockfileError(CompileError):
+    """``compile --check``: the committed lockfile is not what a compile gives now."""
+
+    def __init__(self, lockfile: str, command: str) -> None:
+        self.diagnostics = []
+        InputError.__init__(
+            self, "is stale: it differs from a fresh compile", file=lockfile, hint=f"run {command}"
+        )
 
 
 class ConfigError(KaguraOpsError):

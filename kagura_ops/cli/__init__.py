@@ -27,6 +27,8 @@ _COMMANDS = {
     "updatekeys": "kagura_ops.cli.files:updatekeys",
     "rotate": "kagura_ops.cli.files:rotate",
     "filestatus": "kagura_ops.cli.files:filestatus",
+    "compile": "kagura_ops.cli.compile:compile_",
+    "config": "kagura_ops.cli.config:config",
 }
 
 _HELP = {
@@ -39,6 +41,8 @@ _HELP = {
     "updatekeys": "Re-wrap a file's data key for the recipients its creation rule names now.",
     "rotate": "Encrypt a file with a new data key (optionally adding or removing recipients).",
     "filestatus": "Tell whether a file is SOPS-encrypted (prints JSON).",
+    "compile": "Merge the config layers, validate, and write the resolved lockfile.",
+    "config": "Read and change the layered configuration (get, set, list, explain, reset, validate).",
 }
 
 

@@ -190,8 +190,9 @@ def encrypt(
         if len(chosen) > 1:
             raise click.UsageError("give only one of the --*-suffix / --*-regex options")
         selection = Selection.from_mapping({**chosen, "mac_only_encrypted": mac_only_encrypted})
-    settings = settings_for(file, age=age, selection=selection, config=config)
     target = Path(output) if output else Path(file)
+    # Creation rules are about where the encrypted file lives: match the output path.
+    settings = settings_for(target, age=age, selection=selection, config=config)
     keyring = _keyring(identities)
     prev = find_previous(target, fmt, keyring, explicit=previous)
     result = encrypt_text(text, fmt, settings, previous=prev, source=file)

@@ -23,11 +23,14 @@ from kagura_ops.errors import ConfigError
 
 __all__ = [
     "DEFAULT_ENV",
+    "ENVS_DIR",
+    "GLOBAL_CONFIG",
     "PROJECT_FILE",
     "LayerFile",
     "Project",
     "find_project_root",
     "lockfile_name",
+    "user_home",
 ]
 
 PROJECT_FILE = "kagura.yaml"
@@ -65,7 +68,7 @@ class LayerFile:
     encrypted: bool
 
 
-def _user_home(environ: Mapping[str, str]) -> Path:
+def user_home(environ: Mapping[str, str]) -> Path:
     home = environ.get("KAGURA_HOME")
     if home:
         return Path(home)
@@ -139,7 +142,7 @@ class Project:
         if include_global:
             add("global", Path(environ.get("KAGURA_GLOBAL_CONFIG") or GLOBAL_CONFIG))
         if include_user:
-            add("user", _user_home(environ) / "config.yaml")
+            add("user", user_home(environ) / "config.yaml")
         add("project", self.root / PROJECT_FILE)
         add("project", self.root / PROJECT_SECRETS, True)
         if env != DEFAULT_ENV or (self.root / ENVS_DIR / f"{env}.yaml").is_file():
