@@ -316,27 +316,35 @@ class _Resolver:
         if whole is not None and whole.group(1) is not None and whole.group(2):
             ref = _REF_EXPR.fullmatch(whole.group(1))
             if ref is not None:
-                value = self._reference(path, whole.group(0), ref.group(1))
-                if value is _MISSING:
+                found = self._reference(path, whole.group(0), ref)
+                if found is None:
                     return text, False
+                value = found[1]
                 return (_copy(value) if isinstance(value, dict | list) else value), True
         parts: list[_Part] = []
         if not self._substitute(path, text, parts, "text"):
             return text, False
         if all(kind == "text" for kind, _ in parts):
-            return "".join(value for _, value in parts), True
+            joined = "".join(value for _, value in parts)
+            if whole is not None and whole.group(1) is not None and whole.group(2):
+                # A whole-value ${VAR}: typed like a YAML scalar (port: ${PORT} is an int).
+                from kagura_ops.sops.yamlscalars import resolve_plain
+
+                typed = resolve_plain(joined) if joined == joined.strip() else joined
+                return (joined if typed is None else typed), True
+            return joined, True
         return _deferred(parts), True
 
-    def _reference(self, path: Path, expr: str, target_text: str) -> Any:
-        """The value ``${config...}`` names, or ``_MISSING`` (reported, or failed upstream)."""
-        target = parse_dotted(target_text)
+    def _reference(self, path: Path, expr: str, ref: re.Match[str]) -> tuple[Path, Any] | None:
+        """(path, value) that ``${config...}`` names, or None (reported, or failed upstream)."""
+        target = parse_dotted(ref.group(1))
         try:
-            return self.lookup(target)[1]
+            return self.lookup(target)
         except _Unknown:
             self.report(path, f"unknown reference {expr}", self.did_you_mean(target))
         except _Abort:
             pass
-        return _MISSING
+        return None
 
     def _substitute(self, path: Path, text: str, parts: list[_Part], plain: str) -> bool:
         """Append ``text`` to ``parts`` with each ``${...}`` replaced; ``plain`` is the kind of
@@ -377,14 +385,10 @@ class _Resolver:
     def _insert_reference(
         self, path: Path, expr: str, ref: re.Match[str], parts: list[_Part]
     ) -> bool:
-        target = parse_dotted(ref.group(1))
-        try:
-            actual, value = self.lookup(target)
-        except _Unknown:
-            self.report(path, f"unknown reference {expr}", self.did_you_mean(target))
+        found = self._reference(path, expr, ref)
+        if found is None:
             return False
-        except _Abort:
-            return False
+        actual, value = found
         if isinstance(value, SecretRef):
             parts.append(("secret", dotted(actual)))
         elif isinstance(value, Deferred):

@@ -443,7 +443,7 @@ def test_plain_interpolation_does_not_import_jinja2() -> None:
         "import sys\n"
         "from kagura_ops.compiler.interpolate import interpolate\n"
         "r = interpolate({'a': '${X:-1}', 'b': '${config.a}/{x}', 'c': 'x'}, environ={}, origin_of=lambda p: None)\n"
-        "assert r.tree == {'a': '1', 'b': '1/{x}', 'c': 'x'}, r\n"
+        "assert r.tree == {'a': 1, 'b': '1/{x}', 'c': 'x'}, r\n"
         "assert 'jinja2' not in sys.modules\n"
         "interpolate({'a': '{{ 1 }}'}, environ={}, origin_of=lambda p: None)\n"
         "assert 'jinja2' in sys.modules\n"
@@ -466,3 +466,17 @@ def test_large_tree_is_fast_enough() -> None:
     assert result.diagnostics == []
     assert result.tree["s5"]["k0"] == "/h/v1"
     assert elapsed < 1.0
+
+
+def test_whole_value_env_is_typed_like_yaml() -> None:
+    result = interpolate(
+        {
+            "port": "${PORT}",
+            "flag": "${FLAG:-true}",
+            "name": "${NAME}",
+            "url": "http://${HOST}:${PORT}",
+        },
+        environ={"PORT": "8080", "NAME": "alice", "HOST": "h"},
+        origin_of=lambda _p: None,
+    )
+    assert result.tree == {"port": 8080, "flag": True, "name": "alice", "url": "http://h:8080"}
