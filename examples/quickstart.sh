@@ -4,6 +4,7 @@
 # and see that only that value's ciphertext changed.
 set -euo pipefail
 
+here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -40,3 +41,21 @@ echo '$ kagura-ops set secrets.enc.yaml openai.org acme-research && git diff --s
 kagura-ops set secrets.enc.yaml openai.org acme-research
 git diff --stat | cat
 git diff -U0 | grep '^[-+][^-+]' | cut -c1-60
+
+# Part 2: the team repository in examples/team-repo — layers, encrypted secrets,
+# a lockfile per environment. Compiling needs no private key at all.
+cp -r "$here/team-repo" "$work/team-repo"
+cd "$work/team-repo"
+unset SOPS_AGE_KEY_FILE
+echo
+echo '$ cd examples/team-repo && kagura-ops compile --all-envs'
+kagura-ops compile --all-envs 2>&1
+echo
+echo '$ kagura-ops config list --env production | grep llm'
+kagura-ops config list --env production | grep '^llm\.'
+echo
+echo '$ kagura-ops config explain llm.temperature --env production'
+kagura-ops config explain llm.temperature --env production
+echo
+echo '$ kagura-ops compile --check --all-envs && echo "lockfiles are fresh"'
+kagura-ops compile --check --all-envs 2>/dev/null && echo "lockfiles are fresh"

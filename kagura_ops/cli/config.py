@@ -255,7 +255,7 @@ def explain(key: str, env: str | None, project_dir: str | None) -> None:
         verdict = "  <- wins" if step is entry else ""
         strategy = f" [{entry.strategy}]" if step is entry and entry.strategy else ""
         click.echo(
-            f"  {number}. {step.origin.layer:<14} {step.origin.where():<32} {text}{strategy}{verdict}"
+            f"  {number}. {step.origin.layer:<16} {step.origin.where():<32} {text}{strategy}{verdict}"
         )
 
 

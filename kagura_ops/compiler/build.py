@@ -105,7 +105,13 @@ def resolve_layers(
     result = interpolate(merged.tree, environ=environ, origin_of=origin_of)
     diagnostics.extend(result.diagnostics)
     # Plaintext at x-secret paths is checked per layer above (it catches overridden values too).
-    diagnostics.extend(schema.validate(result.tree, origin_of, check_plaintext=False))
+    # A value whose interpolation failed keeps its raw text: don't report it twice.
+    failed = {d.path for d in result.diagnostics}
+    diagnostics.extend(
+        d
+        for d in schema.validate(result.tree, origin_of, check_plaintext=False)
+        if d.path not in failed
+    )
     return Resolved(
         result.tree, merged.provenance, layers, schema, diagnostics, dict(result.env_used)
     )
