@@ -65,6 +65,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -481,8 +482,10 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def measure(cases: dict[str, Callable[[], object]], runs: int, warmup: int) -> dict[str, float]:
-    """Median seconds per case; cases alternate within each round."""
+def measure(
+    cases: dict[str, Callable[[], object]], runs: int, warmup: int
+) -> dict[str, list[float]]:
+    """Seconds per run of each case; cases alternate within each round."""
     for _ in range(warmup):
         for fn in cases.values():
             fn()
@@ -490,7 +493,7 @@ def measure(cases: dict[str, Callable[[], object]], runs: int, warmup: int) -> d
     for _ in range(runs):
         for name, fn in cases.items():
             samples[name].append(timed(fn))
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return samples
 
 
 @contextmanager
@@ -548,7 +551,12 @@ class Row:
     merged: int
     interpolated: int
     size_kb: float
-    times: dict[str, float]
+    samples: dict[str, list[float]]
+
+    @property
+    def times(self) -> dict[str, float]:
+        """Median seconds per case."""
+        return {name: statistics.median(values) for name, values in self.samples.items()}
 
 
 def main() -> None:
@@ -617,14 +625,14 @@ def main() -> None:
                 merged = check_agreement(plan, ws)
                 text = kagura_compile(ws).text
                 cases: dict[str, Callable[[], object]] = {
-                    "compile": lambda ws=ws: kagura_compile(ws),
-                    "load": lambda text=text: Lockfile.from_text(text),
-                    "dynaconf": lambda ws=ws: dynaconf_load(ws.dynaconf_files),
-                    "dyn-fmt": lambda ws=ws: dynaconf_load(ws.dynaconf_format_files),
+                    "compile": partial(kagura_compile, ws),
+                    "load": partial(Lockfile.from_text, text),
+                    "dynaconf": partial(dynaconf_load, ws.dynaconf_files),
+                    "dyn-fmt": partial(dynaconf_load, ws.dynaconf_format_files),
                 }
-                times = measure(cases, args.runs, args.warmup)
+                samples = measure(cases, args.runs, args.warmup)
             interpolated = plan.references + plan.env_reads
-            rows.append(Row(n, merged, interpolated, ws.total_bytes / 1024, times))
+            rows.append(Row(n, merged, interpolated, ws.total_bytes / 1024, samples))
             print(
                 f"  N={n:,}: values agree ({merged:,} merged keys); timed",
                 file=sys.stderr,
@@ -671,6 +679,13 @@ def main() -> None:
         )
     if not any(row.keys in GOAL_SIZES for row in rows):
         print("  (no goal size among --sizes)")
+    print()
+    print("Spread over the timed runs, min-max ms (a busy machine shows up here):")
+    for row in rows:
+        spread = "  ".join(
+            f"{name} {min(v) * 1000:.0f}-{max(v) * 1000:.0f}" for name, v in row.samples.items()
+        )
+        print(f"  {row.keys:>6,}: {spread}")
     if args.profile:
         print(
             f"\ncProfile of one compile at N={args.profile} keys per layer (after a warm-up compile):"

@@ -15,7 +15,7 @@
                               "secrets": ["db.password"]}},
       "provenance": {"llm.model": {"layer": "env:production", "file": "envs/production.yaml",
                                    "line": 2, "column": 3, "overrides": [...]}},
-      "digest": "sha256:<over everything above>"
+      "digest": "sha256:<over everything above, in compact canonical JSON>"
     }
 
 Canonical: sorted keys, two-space indentation, UTF-8, a final newline, no
@@ -46,7 +46,18 @@ def canonical_json(data: Any) -> str:
 
 
 def _digest(body: dict[str, Any]) -> str:
-    payload = canonical_json({k: v for k, v in body.items() if k != "digest"})
+    """sha256 over the compact canonical form (sorted keys, no whitespace, UTF-8).
+
+    Compact so the C encoder does it: the indented text is for people and diffs,
+    and json's indenting encoder is pure Python.
+    """
+    payload = json.dumps(
+        {k: v for k, v in body.items() if k != "digest"},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
     return "sha256:" + hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

@@ -69,11 +69,20 @@ class _Merger:
             entry.overrides = [*previous.overrides, Override(previous.origin, old)]
         self.provenance[path] = entry
 
-    def forget(self, path: Path) -> None:
-        """Drop provenance below ``path`` (the subtree was replaced or deleted)."""
-        size = len(path)
-        for key in [p for p in self.provenance if len(p) > size and p[:size] == path]:
-            del self.provenance[key]
+    def forget(self, path: Path, old: Any) -> None:
+        """Drop provenance below ``path``: the subtree ``old`` was replaced or deleted.
+
+        Walks the old value itself (not every recorded path), so replacing values
+        costs what they hold, not what the whole tree holds.
+        """
+        if isinstance(old, dict):
+            for key, child in old.items():
+                self.provenance.pop((*path, key), None)
+                self.forget((*path, key), child)
+        elif isinstance(old, list):
+            for index, child in enumerate(old):
+                self.provenance.pop((*path, index), None)
+                self.forget((*path, index), child)
 
     def adopt(self, value: Any, path: Path, layer: Layer) -> None:
         """Record origins for every node of a subtree taken whole from ``layer``."""
@@ -91,7 +100,7 @@ class _Merger:
         marker = layer.markers.get(path)
         origin = layer.origins.get(path) or Origin(layer.source.layer, layer.source.display)
         if marker == MARKER_RESET:
-            self.forget(path)
+            self.forget(path, base)
             self.record(path, origin, base, MARKER_RESET)
             self.adopt(over, path, layer)
             return _copy(over)
@@ -101,7 +110,7 @@ class _Merger:
                 child = (*path, key)
                 if layer.markers.get(child) == MARKER_DELETE:
                     if key in result:
-                        self.forget(child)
+                        self.forget(child, result[key])
                         self.record(child, layer.origins.get(child), result.pop(key), MARKER_DELETE)
                         self.provenance.pop(child, None)
                     continue
@@ -114,11 +123,11 @@ class _Merger:
         if isinstance(base, list) and isinstance(over, list):
             strategy = self.strategy_of(path) or "replace"
             merged = self.merge_list(base, over, strategy, path, layer)
-            self.forget(path)
+            self.forget(path, base)
             self.record(path, origin, base, strategy if strategy != "replace" else None)
             self.adopt(merged, path, layer)
             return merged
-        self.forget(path)
+        self.forget(path, base)
         self.record(path, origin, base)
         self.adopt(over, path, layer)
         return _copy(over)
