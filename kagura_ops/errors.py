@@ -6,8 +6,9 @@ a secret value. The CLI maps each branch to one exit code (see ``exit_code``)::
 
     KaguraOpsError                      exit 1
     ├── InputError                      exit 1   bad YAML/JSON/dotenv, unknown key path, bad argument
-    │   └── CompileError                exit 1   every problem of one compile (file:line:col each)
-    │       └── StaleLockfileError      exit 1   compile --check: the lockfile differs from a fresh compile
+    │   ├── CompileError                exit 1   every problem of one compile (file:line:col each)
+    │   │   └── StaleLockfileError      exit 1   compile --check: the lockfile differs from a fresh compile
+    │   └── PlanError                   exit 1   plan: base ref missing, a side does not compile
     ├── ConfigError                     exit 6   .sops.yaml invalid, no creation rule, no recipients
     ├── FormatError                     exit 5   not (or already) a SOPS file, malformed metadata
     ├── UnsupportedError                exit 5   a key type or format feature we do not handle yet
@@ -38,6 +39,7 @@ __all__ = [
     "IntegrityError",
     "KaguraOpsError",
     "NoIdentityError",
+    "PlanError",
     "StaleLockfileError",
     "UnsupportedError",
 ]
@@ -84,6 +86,14 @@ class StaleLockfileError(CompileError):
         InputError.__init__(
             self, "is stale: it differs from a fresh compile", file=lockfile, hint=f"run {command}"
         )
+
+
+class PlanError(InputError):
+    """``kagura-ops plan`` cannot compare: the base ref is missing, or a side fails to compile.
+
+    Always exit 1, whatever the underlying error, so that with ``--detailed-exitcode``
+    exit 2 only ever means "changes".
+    """
 
 
 class ConfigError(KaguraOpsError):

@@ -29,6 +29,10 @@ _COMMANDS = {
     "filestatus": "kagura_ops.cli.files:filestatus",
     "compile": "kagura_ops.cli.compile:compile_",
     "config": "kagura_ops.cli.config:config",
+    "plan": "kagura_ops.cli.git:plan",
+    "git-setup": "kagura_ops.cli.git:git_setup",
+    "merge-driver": "kagura_ops.cli.git:merge_driver",
+    "diff-textconv": "kagura_ops.cli.git:diff_textconv",
 }
 
 _HELP = {
@@ -43,6 +47,10 @@ _HELP = {
     "filestatus": "Tell whether a file is SOPS-encrypted (prints JSON).",
     "compile": "Merge the config layers, validate, and write the resolved lockfile.",
     "config": "Read and change the layered configuration (get, set, list, explain, reset, validate).",
+    "plan": "Show what a change does to each environment's resolved config (for PR review).",
+    "git-setup": "Register the merge driver and diff textconv for encrypted files in this repo.",
+    "merge-driver": "Three-way merge of an encrypted file (run by git).",
+    "diff-textconv": "Print an encrypted file for git diff (decrypted, or values as digests).",
 }
 
 
@@ -100,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     from kagura_ops.errors import KaguraOpsError
 
     try:
-        cli.main(args=argv, prog_name="kagura-ops", standalone_mode=False)
+        # Without standalone mode click returns (not raises) the code of ``ctx.exit(n)``.
+        code = cli.main(args=argv, prog_name="kagura-ops", standalone_mode=False)
     except KaguraOpsError as exc:
         click.echo(f"kagura-ops: error: {exc.format()}", err=True)
         return exc.exit_code
@@ -122,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
-    return 0
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 def entry() -> None:  # pragma: no cover - console script

@@ -21,7 +21,7 @@ from kagura_ops.compiler.model import Deferred, Diagnostic, Origin, Path, Secret
 from kagura_ops.compiler.project import PROJECT_FILE, Project
 from kagura_ops.errors import CompileError
 
-__all__ = ["Compiled", "compile_env", "resolve_layers"]
+__all__ = ["Compiled", "build_lockfile", "compile_env", "resolve_layers"]
 
 
 @dataclass
@@ -88,7 +88,7 @@ def resolve_layers(
     layers = [load_layer(f) for f in files]
     diagnostics = [d for layer in layers for d in layer.diagnostics]
     extra = _schema_files(project, layers, diagnostics)
-    schema = Schema.load(project.root, extra)
+    schema = Schema.load(project.root, extra, read=project.source.read_bytes)
     merged: Merged = merge_layers(
         layers, defaults=schema.defaults(), strategy_of=schema.merge_strategy
     )
@@ -124,7 +124,7 @@ def _schema_files(
     for layer in layers:
         if layer.schema_ref and layer.source.path.name == PROJECT_FILE:
             candidate = (layer.source.path.parent / layer.schema_ref).resolve()
-            if candidate.is_file():
+            if project.source.is_file(candidate):
                 extra.append(candidate)
             else:
                 diagnostics.append(
@@ -134,8 +134,8 @@ def _schema_files(
                     )
                 )
     folder = project.root / "schemas"
-    if folder.is_dir():
-        extra.extend(p for p in sorted(folder.glob("*.json")) if p.resolve() not in extra)
+    if project.source.is_dir(folder):
+        extra.extend(p for p in project.source.glob(folder, "*.json") if p.resolve() not in extra)
     return extra
 
 
@@ -185,6 +185,17 @@ def compile_env(
     resolved = resolve_layers(
         project, env, environ=environ, include_user=include_user, include_global=include_global
     )
+    lock, problems = build_lockfile(resolved, env)
+    diagnostics = resolved.diagnostics + problems
+    if diagnostics:
+        diagnostics.sort(key=_position)
+        raise CompileError(diagnostics)
+    text = lock.to_text()
+    return Compiled(project, env, lock, text, resolved.tree, resolved.provenance, resolved.layers)
+
+
+def build_lockfile(resolved: Resolved, env: str) -> tuple[Lockfile, list[Diagnostic]]:
+    """The lockfile of ``resolved`` (digest not yet computed) and the problems building it."""
     inputs: list[dict[str, Any]] = [
         {"path": layer.source.display, "layer": layer.source.layer, "sha256": layer.sha256}
         for layer in resolved.layers
@@ -195,7 +206,7 @@ def compile_env(
     data_keys = {
         layer.source.display: layer.sops for layer in resolved.layers if layer.sops is not None
     }
-    lock, problems = Lockfile.build(
+    return Lockfile.build(
         env,
         resolved.tree,
         inputs=inputs,
@@ -204,12 +215,6 @@ def compile_env(
         provenance=resolved.provenance,
         is_secret=resolved.schema.is_secret,
     )
-    diagnostics = resolved.diagnostics + problems
-    if diagnostics:
-        diagnostics.sort(key=_position)
-        raise CompileError(diagnostics)
-    text = lock.to_text()
-    return Compiled(project, env, lock, text, resolved.tree, resolved.provenance, resolved.layers)
 
 
 def _position(diagnostic: Diagnostic) -> tuple[str, int, int]:

@@ -49,7 +49,7 @@ class Layer:
 def load_layer(source: LayerFile) -> Layer:
     """Load ``source``; problems are returned as diagnostics, not raised."""
     try:
-        raw = source.path.read_bytes()
+        raw = source.read_bytes()
     except OSError as exc:
         layer = Layer(source, {}, {})
         layer.diagnostics.append(

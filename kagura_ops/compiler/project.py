@@ -9,16 +9,19 @@ Lowest to highest precedence (DESIGN.md §2)::
     env:<env>  envs/<env>.yaml, then envs/<env>.enc.yaml
 
 The project root is the nearest directory at or above the start that holds a
-``kagura.yaml``.
+``kagura.yaml``. A project reads its own files through a
+:class:`~kagura_ops.compiler.source.FileSource`: the working tree by default, or
+the tree of a git commit (``kagura-ops plan``'s base side).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from kagura_ops.compiler.source import WORKING_TREE, FileSource
 from kagura_ops.errors import ConfigError
 
 __all__ = [
@@ -66,6 +69,11 @@ class LayerFile:
     display: str
     """The path as shown to people and written to the lockfile (relative to the root)."""
     encrypted: bool
+    source: FileSource = field(default=WORKING_TREE, compare=False, repr=False)
+    """Where the file is read from (a project file of a git commit, or the file system)."""
+
+    def read_bytes(self) -> bytes:
+        return self.source.read_bytes(self.path)
 
 
 def user_home(environ: Mapping[str, str]) -> Path:
@@ -91,9 +99,10 @@ def _display(path: Path, root: Path, environ: Mapping[str, str]) -> str:
 
 @dataclass(frozen=True)
 class Project:
-    """A project directory and the environment it is compiled for."""
+    """A project directory and the version of its files to read (the working tree by default)."""
 
     root: Path
+    source: FileSource = field(default=WORKING_TREE, compare=False)
 
     @classmethod
     def find(cls, start: Path | None = None) -> Project:
@@ -101,12 +110,8 @@ class Project:
 
     def envs(self) -> list[str]:
         """The environments with an overlay in ``envs/`` (sorted)."""
-        folder = self.root / ENVS_DIR
-        if not folder.is_dir():
-            return []
         names = set()
-        for entry in folder.iterdir():
-            name = entry.name
+        for name in self.source.list_dir(self.root / ENVS_DIR):
             if name.endswith(".enc.yaml"):
                 names.add(name[: -len(".enc.yaml")])
             elif name.endswith(".yaml"):
@@ -135,17 +140,24 @@ class Project:
             )
         files: list[LayerFile] = []
 
-        def add(layer: str, path: Path, encrypted: bool = False) -> None:
-            if path.is_file():
-                files.append(LayerFile(layer, path, _display(path, self.root, environ), encrypted))
+        def add(layer: str, path: Path, encrypted: bool = False, *, machine: bool = False) -> None:
+            # The global and user layers belong to this machine, not to a version of the project.
+            source = WORKING_TREE if machine else self.source
+            if source.is_file(path):
+                shown = _display(path, self.root, environ)
+                files.append(LayerFile(layer, path, shown, encrypted, source))
 
         if include_global:
-            add("global", Path(environ.get("KAGURA_GLOBAL_CONFIG") or GLOBAL_CONFIG))
+            add(
+                "global",
+                Path(environ.get("KAGURA_GLOBAL_CONFIG") or GLOBAL_CONFIG),
+                machine=True,
+            )
         if include_user:
-            add("user", user_home(environ) / "config.yaml")
+            add("user", user_home(environ) / "config.yaml", machine=True)
         add("project", self.root / PROJECT_FILE)
         add("project", self.root / PROJECT_SECRETS, True)
-        if env != DEFAULT_ENV or (self.root / ENVS_DIR / f"{env}.yaml").is_file():
+        if env != DEFAULT_ENV or self.source.is_file(self.root / ENVS_DIR / f"{env}.yaml"):
             add(f"env:{env}", self.root / ENVS_DIR / f"{env}.yaml")
             add(f"env:{env}", self.root / ENVS_DIR / f"{env}.enc.yaml", True)
         return files

@@ -83,9 +83,16 @@ class Schema:
 
     @classmethod
     def load(
-        cls, project_root: pathlib.Path | None = None, extra: Sequence[pathlib.Path] = ()
+        cls,
+        project_root: pathlib.Path | None = None,
+        extra: Sequence[pathlib.Path] = (),
+        *,
+        read: Callable[[pathlib.Path], bytes] | None = None,
     ) -> Schema:
         """The built-in schema extended by ``extra`` (relative paths resolve against ``project_root``).
+
+        ``read`` reads one file (default: from the file system); the compiler passes
+        its project's source so a git commit's schemas are read from its tree.
 
         Raises :class:`ConfigError` naming the file for unreadable or invalid JSON,
         an invalid schema, or a bad ``x-secret``/``x-merge``/``x-env``.
@@ -103,7 +110,8 @@ class Schema:
             seen.add(key)
             shown = _display(path, project_root)
             try:
-                project = json.loads(path.read_text("utf-8"))
+                raw = read(path) if read is not None else path.read_bytes()
+                project = json.loads(raw.decode("utf-8"))
             except OSError as exc:
                 raise ConfigError(f"cannot read schema: {exc.strerror}", file=shown) from None
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:

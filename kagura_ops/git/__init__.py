@@ -1,0 +1,1 @@
+"""Git integration: trees at a ref (pygit2), plans (deepdiff + renderers), merge driver, textconv."""
