@@ -7,9 +7,11 @@ values travel as :class:`~kagura_ops.compiler.model.SecretRef`.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path as FilePath
 from typing import Any
@@ -182,6 +184,30 @@ def compile_env(
     include_global: bool = True,
 ) -> Compiled:
     """Compile ``env``; raises :class:`CompileError` with every problem found."""
+    with _gc_paused():
+        return _compile_env(project, env, environ, include_user, include_global)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """A compile builds many small objects and frees little until it ends: the
+    cyclic collector only costs time here (about a quarter of a large compile)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _compile_env(
+    project: Project,
+    env: str,
+    environ: Mapping[str, str] | None,
+    include_user: bool | None,
+    include_global: bool,
+) -> Compiled:
     resolved = resolve_layers(
         project, env, environ=environ, include_user=include_user, include_global=include_global
     )

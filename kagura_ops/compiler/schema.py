@@ -80,6 +80,10 @@ class Schema:
         """The combined schema; treat as read-only."""
         self.sources: tuple[str, ...] = tuple(sources)
         """The files it was built from, built-in first, as shown to people."""
+        # Schema nodes per config path, built from the parent's: the compiler asks
+        # about every path of a 10,000-key tree, so each lookup must be O(1).
+        self._raw_cache: dict[Path, list[Any]] = {(): [self.document]}
+        self._node_cache: dict[Path, list[dict[str, Any]]] = {}
 
     @classmethod
     def load(
@@ -268,11 +272,19 @@ class Schema:
             out += matched or [node.get("additionalProperties")]
         return [n for n in out if isinstance(n, dict)]
 
+    def _raw(self, path: Path) -> list[Any]:
+        nodes = self._raw_cache.get(path)
+        if nodes is None:
+            nodes = self._children(self._raw(path[:-1]), path[-1])
+            self._raw_cache[path] = nodes
+        return nodes
+
     def _nodes(self, path: Path) -> list[dict[str, Any]]:
-        nodes: list[Any] = [self.document]
-        for key in path:
-            nodes = self._children(nodes, key)
-        return [n for parent in nodes for n in self._expand(parent)]
+        nodes = self._node_cache.get(path)
+        if nodes is None:
+            nodes = [n for parent in self._raw(path) for n in self._expand(parent)]
+            self._node_cache[path] = nodes
+        return nodes
 
     def _keyword(self, path: Path, keyword: str) -> Any:
         return next((n[keyword] for n in self._nodes(path) if keyword in n), None)
