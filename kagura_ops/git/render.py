@@ -9,6 +9,7 @@ The JSON format is documented in the README ("Plans").
 
 from __future__ import annotations
 
+import html
 import json
 from typing import Any
 
@@ -190,8 +191,8 @@ def render_markdown(plan: Plan) -> str:
         for env in errors:
             for error in env.errors:
                 first, *rest = error.splitlines()
-                out.append(f"> - `{env.env}`: {first.strip()}")
-                out += [f">   - {line.strip()}" for line in rest if line.strip()]
+                out.append(f"> - {_code(env.env, None)}: {_code(first.strip(), None)}")
+                out += [f">   - {_code(line.strip(), None)}" for line in rest if line.strip()]
         out.append("")
     removals = [(env, c) for env in plan.envs for c in env.changes if c.action == REMOVE]
     gone = [env for env in plan.envs if env.status == "removed"]
@@ -199,18 +200,19 @@ def render_markdown(plan: Plan) -> str:
         count = len(removals)
         out += ["> [!WARNING]", f"> **{count} key{'s' if count != 1 else ''} removed:**"]
         for env in gone:
-            out.append(f"> - environment `{env.env}` is removed")
+            out.append(f"> - environment {_code(env.env, None)} is removed")
         for env, change in removals:
             secret = " (secret)" if change.sensitive else ""
-            out.append(f"> - {_code(change.path, None)} in `{env.env}`{secret}")
+            out.append(f"> - {_code(change.path, None)} in {_code(env.env, None)}{secret}")
         out.append("")
     quiet = [env.env for env in plan.envs if not env.changes and not env.errors and not env.stale]
     for env in plan.envs:
         if env.env in quiet or env.errors:
             continue  # errors are listed above
-        out += ["<details>", f"<summary><b>{env.env}</b>: {_env_title(env)}</summary>", ""]
+        name = html.escape(env.env)
+        out += ["<details>", f"<summary><b>{name}</b>: {_env_title(env)}</summary>", ""]
         for warning in env.warnings:
-            out.append(f"- warning: {warning}")
+            out.append(f"- warning: {_code(warning, None)}")
         if env.warnings:
             out.append("")
         if env.changes:
@@ -226,7 +228,7 @@ def render_markdown(plan: Plan) -> str:
             out.append("")
         out += ["</details>", ""]
     if quiet:
-        out += ["No changes in " + ", ".join(f"`{name}`" for name in quiet) + ".", ""]
+        out += ["No changes in " + ", ".join(_code(name, None) for name in quiet) + ".", ""]
     return "\n".join(out).rstrip("\n") + "\n"
 
 

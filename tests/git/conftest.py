@@ -37,8 +37,10 @@ SCHEMA = {
 def git_env(tmp_path: Path, identity: Identity) -> Iterator[dict[str, str]]:
     home = tmp_path / "home"
     (home / ".kagura").mkdir(parents=True)
+    (tmp_path / "tmp").mkdir()
     env = isolated_environ(
         home,
+        TMPDIR=str(tmp_path / "tmp"),
         SOPS_AGE_KEY_FILE=str(identity.path),
         GIT_AUTHOR_NAME="Test",
         GIT_AUTHOR_EMAIL="test@example.com",

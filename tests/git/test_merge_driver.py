@@ -48,7 +48,8 @@ def plaintext(path: Path, repo: Repo) -> dict[str, Any]:
 
 
 def assert_no_plaintext_on_disk(root: Path) -> None:
-    for path in root.rglob("*"):
+    """No file under the test's whole temp dir (repo, .git, HOME, TMPDIR) holds a plaintext."""
+    for path in root.parent.rglob("*"):
         if path.is_file() and not path.is_symlink():
             data = path.read_bytes()
             for secret in ALL_PLAINTEXT:
