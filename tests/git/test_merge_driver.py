@@ -189,6 +189,7 @@ def test_git_setup_is_idempotent_and_uninstalls(
     assert main(["git-setup"]) == 0
     attributes = (repo.root / ".gitattributes").read_text()
     config = (repo.root / ".git" / "config").read_text()
+    assert '[merge "kagura-ops"]' in config and '[diff "kagura-ops"]' in config  # this clone only
     assert attributes.startswith("*.png binary\n\n# >>> kagura-ops git-setup")
     assert "\n*.enc.yaml merge=kagura-ops diff=kagura-ops\n" in attributes
     driver = repo.git("config", "merge.kagura-ops.driver").stdout.strip()
@@ -222,6 +223,31 @@ def test_git_setup_patterns_from_creation_rules(repo: Repo) -> None:
         "*.enc.env",
         *("*.enc.yaml", "*.enc.json", "*.enc.env")[:1],  # the untranslatable rule's fallback
     ]
+
+
+@pytest.mark.parametrize(
+    ("regex", "directory", "patterns"),
+    [
+        (r"\.enc\.yaml$", "", ["*.enc.yaml"]),
+        (r"\.enc\.(yaml|json|env)$", "", ["*.enc.yaml", "*.enc.json", "*.enc.env"]),
+        (r"\.enc\.yaml$", "svc", ["/svc/**/*.enc.yaml"]),
+        (r"^secrets\.enc\.yaml$", "", ["/secrets.enc.yaml"]),
+        (r"^secrets/.*", "", ["/secrets/**"]),
+        (r"envs/prod\..*\.yaml$", "", ["**/*envs/prod.*.yaml"]),
+        (r"\.sops(\.prod)?\.yaml$", "", ["*.sops.prod.yaml", "*.sops.yaml"]),
+        (r"a\.yaml$|b\.json$", "", ["*a.yaml", "*b.json"]),
+        (r"\d+\.yaml$", "", None),  # a class: not a glob
+        (r"x+\.yaml$", "", None),  # a quantifier
+        (r".*", "", None),  # everything: a catch-all rule, use the defaults
+        (None, "", None),
+    ],
+)
+def test_path_regex_to_gitattributes_patterns(
+    regex: str | None, directory: str, patterns: list[str] | None
+) -> None:
+    from kagura_ops.git.setup import patterns_for_regex
+
+    assert patterns_for_regex(regex, directory) == patterns
 
 
 @pytest.mark.parametrize("module", [False, True], ids=["console-script", "python-m"])

@@ -355,3 +355,28 @@ def test_lockfile_mode_catches_a_stale_lockfile(
     assert code == 2
     assert document["envs"][0]["stale"] is True and document["envs"][0]["changes"] == []
     assert plan(capsys, "--lockfile", "--base", "HEAD")[0] == 1
+
+
+def test_deferred_templates_are_sensitive(repo: Repo, capsys: pytest.CaptureFixture[str]) -> None:
+    repo.encrypt("secrets.enc.yaml", f"db:\n  password: {SECRET_OLD}\n")
+    repo.write(
+        "kagura.yaml",
+        "app:\n  url: \"postgres://app:{{ secret('db.password') }}@db-old/app\"\n",
+    )
+    repo.commit()
+    repo.write(
+        "kagura.yaml",
+        "app:\n  url: \"postgres://app:{{ secret('db.password') }}@db-new/app\"\n",
+    )
+    code, document = plan_json(capsys)
+    assert code == 0, document
+    assert changes(document)["app.url"] == {
+        "action": "change",
+        "path": "app.url",
+        "kind": "secret",
+        "sensitive": True,
+        "origin": {"layer": "project", "file": "kagura.yaml", "line": 2},
+    }
+    for fmt in FORMATS:
+        out = plan(capsys, "--format", fmt)[1]
+        assert "db-old" not in out and "db-new" not in out and SECRET_OLD not in out
