@@ -256,15 +256,17 @@ def encrypt_document(
     shamir_threshold: int = 0,
     data_key: bytes | None = None,
     previous: Decrypted | None = None,
+    wrapped: bool = False,
     now: Callable[[], datetime] | None = None,
     source: str = "",
 ) -> str:
     """Encrypt a plaintext document and return the file text.
 
-    ``key_groups`` whose ``enc`` is already set (kept from a previous version)
-    are not wrapped again; pass a fresh list to re-wrap. With ``previous``,
-    unchanged values keep their ciphertext and an unchanged file stays
-    byte-identical.
+    The data key is wrapped for every recipient in ``key_groups`` (copies; the
+    objects given are not changed), unless ``wrapped=True`` says their ``enc``
+    already wraps ``data_key`` (kept from a previous version). With
+    ``previous``, unchanged values keep their ciphertext and an unchanged file
+    stays byte-identical.
     """
     if parsed.metadata is not None:
         raise FormatError(
@@ -274,7 +276,10 @@ def encrypt_document(
         )
     if data_key is None:
         data_key = previous.data_key if previous is not None else new_data_key()
-    if any(not key.enc for group in key_groups for key in group):
+    if not wrapped:
+        # Fresh copies: the caller's key objects are never changed, so one set of
+        # recipients can serve many files, each with its own data key.
+        key_groups = [[key.without_enc() for key in group] for group in key_groups]
         wrap_data_key(data_key, key_groups, shamir_threshold)
     cipher = Cipher(data_key)
     stash = previous.stash() if previous is not None and previous.data_key == data_key else {}

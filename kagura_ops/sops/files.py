@@ -290,16 +290,20 @@ def _reuse_keys(
 ) -> tuple[list[list[MasterKey]], bytes]:
     """Keep the previous data key and wrapped stanzas when the recipients allow it.
 
-    Same recipients: everything is reused. Recipients only added: the data key is
+    Returns key groups whose ``enc`` all wrap the returned data key. Same
+    recipients: everything is reused. Recipients only added: the data key is
     reused and wrapped for the new ones. Any recipient removed: a new data key
     (someone who lost access must not be able to read the new version).
     """
     old_groups = previous.metadata.key_groups
     old_names = {k.name for g in old_groups for k in g}
     new_names = {k.name for g in new_groups for k in g}
+    threshold = previous.metadata.shamir_threshold
     if not old_names <= new_names or len(old_groups) != len(new_groups):
         fresh = [[_fresh(k) for k in g] for g in new_groups]
-        return fresh, new_data_key()
+        data_key = new_data_key()
+        wrap_data_key(data_key, fresh, threshold)
+        return fresh, data_key
     if len(new_groups) > 1:
         same = all(
             {k.name for k in a} == {k.name for k in b}
@@ -307,7 +311,9 @@ def _reuse_keys(
         )
         if same:
             return old_groups, previous.data_key
-        return [[_fresh(k) for k in g] for g in new_groups], previous.data_key
+        fresh = [[_fresh(k) for k in g] for g in new_groups]
+        wrap_data_key(previous.data_key, fresh, threshold)
+        return fresh, previous.data_key
     by_name = {k.name: k for k in old_groups[0]}
     merged = [by_name.get(k.name) or _fresh(k) for k in new_groups[0]]
     missing = [k for k in merged if not k.enc]
@@ -334,13 +340,16 @@ def encrypt_text(
     groups = settings.key_groups
     data_key: bytes | None = None
     selection = settings.selection
+    wrapped = False
     if previous is not None:
         groups, data_key = _reuse_keys(groups, previous)
+        wrapped = True
         if data_key != previous.data_key:
             previous = None
     return encrypt_document(
         parsed,
         key_groups=groups,
+        wrapped=wrapped,
         selection=selection,
         shamir_threshold=settings.shamir_threshold,
         data_key=data_key,

@@ -232,3 +232,21 @@ def test_successive_edits_keep_earlier_changes_stable(repo: Repo) -> None:
     repo.git("commit", "-q", "-am", "token")
     repo.kagura("set", NAME, '["db"]["user"]', secret("U1"))
     assert_only_changed(repo.diff_lines(), "user")
+
+
+def test_one_settings_object_serves_many_files(tmp_path: Path) -> None:
+    """Recipients are copied per file: reusing them never leaves a data key unwrapped."""
+    from kagura_ops.keys.age import AgeKey
+    from kagura_ops.keys.identities import Keyring
+    from kagura_ops.sops.files import EncryptionSettings, decrypt_text, encrypt_text
+    from kagura_ops.sops.selection import Selection
+    from kagura_ops.testing import make_identity
+
+    ident = make_identity(tmp_path, "reuse.key")
+    settings = EncryptionSettings([[AgeKey(ident.public)]], Selection.default())
+    first = encrypt_text("a: one\n", "yaml", settings)
+    second = encrypt_text("a: two\n", "yaml", settings)
+    keyring = Keyring([ident.path], home=tmp_path, environ={})
+    assert decrypt_text(first, "yaml", keyring).trees() == [{"a": "one"}]
+    assert decrypt_text(second, "yaml", keyring).trees() == [{"a": "two"}]
+    assert settings.key_groups[0][0].enc == ""

@@ -33,7 +33,10 @@ keys = st.text(min_size=1, max_size=12).filter(lambda k: k != "sops" and "\x00" 
 # not in 1.2 (ruamel's emitter), so texts that ruamel writes raw read back
 # differently; our own renderer escapes them (test_renderer_escapes_line_breaks).
 _DIALECT_BREAKS = ("\x00", "\x85", "\u2028", "\u2029")
-texts = st.text(max_size=40).filter(lambda t: not any(c in t for c in _DIALECT_BREAKS))
+# A plaintext that starts like a ciphertext is refused on purpose (no double encryption).
+texts = st.text(max_size=40).filter(
+    lambda t: not any(c in t for c in _DIALECT_BREAKS) and not t.startswith("ENC[AES256_GCM,")
+)
 ints = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 floats = st.floats(allow_nan=False, width=64)
 stamps = st.datetimes(
@@ -170,3 +173,12 @@ def test_renderer_escapes_line_breaks() -> None:
         assert rendered.startswith('"')
         assert all(ch not in rendered for ch in ("\x85", "\u2028", "\x01"))
         assert _load(f"k: {rendered}") == {"k": text}
+
+
+def test_value_that_looks_encrypted_is_refused(tmp_path: Path) -> None:
+    import pytest
+
+    from kagura_ops.errors import FormatError
+
+    with pytest.raises(FormatError, match="already holds an ENC"):
+        _roundtrip("a: ENC[AES256_GCM,\n", tmp_path)
