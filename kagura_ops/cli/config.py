@@ -259,100 +259,38 @@ def explain(key: str, env: str | None, project_dir: str | None) -> None:
         )
 
 
-def _scope_file(view_root: Path, scope: str) -> Path:
-    from kagura_ops.compiler.project import ENVS_DIR, GLOBAL_CONFIG, PROJECT_FILE, user_home
-
-    if scope == "global":
-        return Path(os.environ.get("KAGURA_GLOBAL_CONFIG") or GLOBAL_CONFIG)
-    if scope == "user":
-        return user_home(os.environ) / "config.yaml"
-    if scope == "project":
-        return view_root / PROJECT_FILE
-    return view_root / ENVS_DIR / f"{scope}.yaml"
+_SCOPE_HELP = "global, user, project, or an environment name."
 
 
 @config.command("set")
 @click.argument("key")
 @click.argument("value")
-@click.option(
-    "--scope",
-    default="project",
-    show_default=True,
-    help="global, user, project, or an environment name.",
-)
+@click.option("--scope", default="project", show_default=True, help=_SCOPE_HELP)
 @_project_option
 def set_(key: str, value: str, scope: str, project_dir: str | None) -> None:
     """Set KEY to VALUE (read as a YAML scalar) in the layer file of SCOPE; comments are kept."""
-    from kagura_ops.atomicfile import atomic_write
-    from kagura_ops.compiler.model import parse_dotted
     from kagura_ops.compiler.project import Project
-    from kagura_ops.compiler.schema import Schema
-    from kagura_ops.errors import InputError
-    from kagura_ops.sops.edits import set_value
+    from kagura_ops.config.scopes import display, set_in_scope
     from kagura_ops.sops.yamlscalars import resolve_plain
 
     project = Project.find(Path(project_dir) if project_dir else None)
-    path = parse_dotted(key)
-    if Schema.load(project.root, _project_schemas(project)).is_secret(path):
-        raise InputError(
-            f"{key} is a secret (x-secret): it must live in an encrypted file",
-            hint=f"kagura-ops set secrets.enc.yaml {key} -   (reads the value from stdin)",
-        )
-    target = _scope_file(project.root, scope)
-    text = target.read_text(encoding="utf-8") if target.exists() else ""
-    new = set_value(
-        text,
-        "yaml",
-        list(path),
-        resolve_plain(value) if value == value.strip() else value,
-        source=str(target),
-    )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(target, new)
-    click.echo(f"kagura-ops: {key} set in {_relative(target, project.root)}", err=True)
-
-
-def _project_schemas(project: Any) -> list[Path]:
-    folder = project.root / "schemas"
-    return sorted(folder.glob("*.json")) if folder.is_dir() else []
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
+    typed = resolve_plain(value) if value == value.strip() else value
+    target = set_in_scope(project, key, typed, scope)
+    click.echo(f"kagura-ops: {key} set in {display(target, project.root)}", err=True)
 
 
 @config.command("reset")
 @click.argument("key")
-@click.option(
-    "--scope",
-    default="project",
-    show_default=True,
-    help="global, user, project, or an environment name.",
-)
+@click.option("--scope", default="project", show_default=True, help=_SCOPE_HELP)
 @_project_option
 def reset(key: str, scope: str, project_dir: str | None) -> None:
     """Remove KEY from the layer file of SCOPE (lower layers show through again)."""
-    from kagura_ops.atomicfile import atomic_write
-    from kagura_ops.compiler.model import parse_dotted
     from kagura_ops.compiler.project import Project
-    from kagura_ops.errors import InputError
-    from kagura_ops.sops.edits import unset_value
+    from kagura_ops.config.scopes import display, reset_in_scope
 
     project = Project.find(Path(project_dir) if project_dir else None)
-    target = _scope_file(project.root, scope)
-    if not target.exists():
-        raise InputError(f"{key} is not set in the {scope} layer (no such file)", file=str(target))
-    new = unset_value(
-        target.read_text(encoding="utf-8"),
-        "yaml",
-        list(parse_dotted(key)),
-        source=_relative(target, project.root),
-    )
-    atomic_write(target, new)
-    click.echo(f"kagura-ops: {key} removed from {_relative(target, project.root)}", err=True)
+    target = reset_in_scope(project, key, scope)
+    click.echo(f"kagura-ops: {key} removed from {display(target, project.root)}", err=True)
 
 
 @config.command("validate")

@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from jinja2 import Template
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-__all__ = ["MAX_DEPTH", "Interpolated", "interpolate"]
+__all__ = ["MAX_DEPTH", "Interpolated", "interpolate", "load_time_template"]
 
 MAX_DEPTH: Final = 64
 """How many values may be under resolution at once (reference chains plus nesting)."""
@@ -753,3 +753,8 @@ def _compile(source: str) -> tuple[Template, tuple[str, ...]]:
             if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
                 names.append(arg.value)
     return env.from_string(ast), tuple(dict.fromkeys(names))
+
+
+def load_time_template(source: str) -> Template:
+    """A deferred template compiled in the compiler's sandbox, for rendering at load time."""
+    return _compile(source)[0]

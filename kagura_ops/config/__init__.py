@@ -1,0 +1,1 @@
+"""Configuration management: :class:`~.manager.ConfigManager` and the scope files it writes."""
