@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from pathlib import Path
 
 import click
@@ -208,4 +210,6 @@ def diff_textconv(file: str, identities: tuple[str, ...]) -> None:
     from kagura_ops.git.textconv import textconv
     from kagura_ops.keys.identities import Keyring
 
-    click.get_binary_stream("stdout").write(textconv(Path(file), Keyring(identities)))
+    out = sys.stdout.buffer
+    out.write(textconv(Path(file), Keyring(identities)))
+    out.flush()
