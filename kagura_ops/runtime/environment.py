@@ -18,7 +18,7 @@ from typing import Any
 
 from kagura_ops.compiler.model import Path, parse_dotted
 from kagura_ops.errors import InputError
-from kagura_ops.runtime.resolved import Items, Section, Snapshot
+from kagura_ops.runtime.resolved import Items, Section, Snapshot, _child
 from kagura_ops.runtime.secret import Secret
 
 __all__ = ["env_name", "environment_for"]
@@ -77,8 +77,6 @@ def environment_for(
         value = snapshot[name]
         if isinstance(value, Section):
             for key in value:
-                from kagura_ops.runtime.resolved import _child
-
                 walk(_child(name, key))
         else:
             add(name, value)

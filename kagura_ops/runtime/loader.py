@@ -101,12 +101,15 @@ class DataKeys:
 # -- reading and checking a lockfile ---------------------------------------------------------
 
 
-def read_verified(path: Path) -> tuple[Lockfile, bytes]:
-    """The verified lockfile at ``path`` and its raw bytes; every failure is a KaguraOpsError."""
+def read_verified(path: Path, raw: bytes | None = None) -> tuple[Lockfile, bytes]:
+    """The verified lockfile at ``path`` (or ``raw``, its bytes already read) and its bytes.
+
+    Every failure is a :class:`KaguraOpsError`.
+    """
     from kagura_ops.compiler.lockfile import Lockfile
 
     try:
-        raw = path.read_bytes()
+        raw = path.read_bytes() if raw is None else raw
     except FileNotFoundError:
         raise ConfigError(
             "lockfile not found", file=str(path), hint="compile it: kagura-ops compile"
@@ -230,19 +233,17 @@ def build_snapshot(
 
     hashes = _check_entries(lock, source)
     tree: dict[str, Any] = lock.values
-    slots: dict[str, str] = {}
     for name in (*lock.secrets, *lock.deferred):
-        _set(tree, parse_dotted(name), _Slot(name))
-        slots[name] = name
+        path = parse_dotted(name) if "[" in name or '"' in name else tuple(name.split("."))
+        _set(tree, path, _Slot(name))
     provenance: dict[str, dict[str, Any]] = dict(lock.provenance)
-    fingerprints: dict[str, str] = {}
-    for name, entry in lock.secrets.items():
-        fingerprints[name] = _fingerprint(entry["enc"])
+    # A lockfile secret's fingerprint is its ciphertext (public, already in the file);
+    # only values that layers set in the clear get a keyed hash.
+    fingerprints: dict[str, str] = {name: e["enc"] for name, e in lock.secrets.items()}
     for name, entry in lock.deferred.items():
-        parts = [entry["template"]] + [
-            lock.secrets.get(s, {}).get("enc", "") for s in entry.get("secrets", [])
-        ]
-        fingerprints[name] = _fingerprint("\0".join(parts))
+        parts = [entry["template"]]
+        parts += [lock.secrets.get(s, {}).get("enc", "") for s in entry.get("secrets", [])]
+        fingerprints[name] = "\0".join(parts)
 
     layers: list[tuple[tuple[str | int, ...], Any, Origin]] = list(env_overrides(environ))
     layers += [(path, value, Origin("runtime")) for path, value in _flatten(overrides or {})]
@@ -419,8 +420,10 @@ class _FileSource:
         self.raw_hash = ""
         self.lock = threading.Lock()
 
-    def load(self, *, previous: Snapshot | None = None) -> tuple[Snapshot, str]:
-        lock, raw = read_verified(self.path)
+    def load(
+        self, *, previous: Snapshot | None = None, raw: bytes | None = None
+    ) -> tuple[Snapshot, str]:
+        lock, raw = read_verified(self.path, raw)
         source = str(self.path)
         if self.env is not None and lock.env != self.env:
             raise ConfigError(
@@ -448,7 +451,7 @@ class _FileSource:
                     resolved._error = None  # the good file is back as it was
                 return False
             try:
-                snapshot, raw_hash = self.load(previous=resolved.snapshot())
+                snapshot, raw_hash = self.load(previous=resolved.snapshot(), raw=raw)
             except KaguraOpsError as exc:
                 resolved._fail(exc)
                 return False

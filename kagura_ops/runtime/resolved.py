@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from kagura_ops.compiler.model import parse_dotted
 from kagura_ops.runtime.secret import MASK, Secret
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ __all__ = ["ChangeCallback", "Items", "Resolved", "Section", "Snapshot"]
 logger = logging.getLogger("kagura_ops.runtime")
 
 _MISSING: Any = object()
+_RAISE: Any = object()
 
 #: ``callback(old, new, changed_paths)``; a coroutine function runs on the event loop
 #: that was running when it was registered.
@@ -74,9 +76,8 @@ class Snapshot:
         "__weakref__",
         "_decrypt",
         "_fast",
-        "_leaves",
+        "_index",
         "_lock",
-        "_nodes",
         "_provenance",
         "_secrets",
         "_tree",
@@ -107,65 +108,85 @@ class Snapshot:
         self.env = env
         self.digest = digest
         self._lock = threading.RLock()  # reentrant: a deferred template reads other secrets
-        self._leaves: dict[str, Any] = {}
-        """Dotted name -> scalar value (a Secret only when a layer set it over a secret)."""
         self._fast: dict[str, Any] = {}
-        """What reads try first: scalars, views already made, secrets already decrypted."""
-        self._nodes: dict[str, Any] = {}
-        """Dotted name -> container or :class:`_Slot`."""
+        """What reads try first, filled as names are read: scalars, views, decrypted secrets."""
         self._secrets: dict[str, Secret] = {}
-        self._index(tree, "")
+        self._index: tuple[dict[str, Any], dict[str, _Slot]] | None = None
 
-    def _index(self, tree: dict[str, Any], root: str) -> None:
-        """Fill ``_nodes`` (containers, slots) and ``_leaves``/``_fast`` (scalars)."""
-        leaves, nodes = self._leaves, self._nodes
-        nodes[root] = tree
-        todo: list[tuple[str, Any]] = [(root, tree)]
+    def _find(self, name: str) -> Any:
+        """The raw node at the dotted path ``name`` (a scalar, container or slot), or _MISSING."""
+        if not isinstance(name, str):
+            raise TypeError("configuration keys are dotted strings, e.g. 'llm.model'")
+        node: Any = self._tree
+        if not name:
+            return node
+        parts = name.split(".") if "[" not in name and '"' not in name else parse_dotted(name)
+        for part in parts:
+            if isinstance(node, dict):
+                node = node.get(part, _MISSING)
+                if node is _MISSING:
+                    return _MISSING
+            elif isinstance(node, list):
+                index = part if isinstance(part, int) else int(part) if part.isdigit() else -1
+                if not 0 <= index < len(node):
+                    return _MISSING
+                node = node[index]
+            else:
+                return _MISSING
+        return node
+
+    def _full_index(self) -> tuple[dict[str, Any], dict[str, _Slot]]:
+        """Every scalar leaf and every secret slot by dotted name (built on first need)."""
+        if self._index is not None:
+            return self._index
+        leaves: dict[str, Any] = {}
+        slots: dict[str, _Slot] = {}
+        todo: list[tuple[str, Any]] = [("", self._tree)]
         while todo:
             name, node = todo.pop()
             items = node.items() if isinstance(node, dict) else enumerate(node)
             for key, child in items:
-                if isinstance(key, str) and key and "." not in key and "[" not in key:
-                    child_name = f"{name}.{key}" if name else key
-                else:
-                    child_name = _child(name, key)
+                child_name = _child(name, key)
                 if isinstance(child, dict | list):
-                    nodes[child_name] = child
                     todo.append((child_name, child))
                 elif isinstance(child, _Slot):
-                    nodes[child_name] = child
+                    slots[child_name] = child
                 else:
                     leaves[child_name] = child
-        self._fast.update(leaves)
+        self._index = (leaves, slots)
+        return self._index
 
     def __repr__(self) -> str:
-        return f"Snapshot(env={self.env!r}, source={self.source!r}, {len(self._leaves)} values)"
+        return f"Snapshot(env={self.env!r}, source={self.source!r})"
 
     # -- reading -----------------------------------------------------------------------
 
     def __getitem__(self, name: str) -> Any:
-        value = self._fast.get(name, _MISSING)
-        return self._lookup(name) if value is _MISSING else value
+        try:
+            return self._fast[name]
+        except KeyError:
+            return self._lookup(name)
 
     def get(self, name: str, default: Any = None) -> Any:
         """The value at the dotted path ``name``, or ``default`` when it is not set."""
-        value = self._fast.get(name, _MISSING)
-        if value is not _MISSING:
-            return value
-        if name in self._nodes:
-            return self._lookup(name)
-        return default
+        try:
+            return self._fast[name]
+        except KeyError:
+            return self._lookup(name, default)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._leaves or name in self._nodes
+        return name in self._fast or (isinstance(name, str) and self._find(name) is not _MISSING)
 
     def __getattr__(self, name: str) -> Any:
         value = self._fast.get(name, _MISSING)
         if value is not _MISSING:
             return value
-        if name.startswith("_") or name not in self._nodes:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        value = self._lookup(name, _MISSING)
+        if value is _MISSING:
             raise AttributeError(f"no configuration key {name!r}")
-        return self._lookup(name)
+        return value
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._tree)
@@ -174,23 +195,24 @@ class Snapshot:
         return len(self._tree)
 
     def keys(self) -> list[str]:
-        """Every leaf's dotted name (secrets included), in document order."""
-        return [n for n in (*self._leaves, *self._slot_names()) if n]
+        """Every leaf's dotted name (secrets included)."""
+        leaves, slots = self._full_index()
+        return [n for n in (*leaves, *slots) if n]
 
-    def _slot_names(self) -> list[str]:
-        return [n for n, node in self._nodes.items() if isinstance(node, _Slot)]
-
-    def _lookup(self, name: str) -> Any:
-        node = self._nodes.get(name, _MISSING)
+    def _lookup(self, name: str, default: Any = _RAISE) -> Any:
+        node = self._find(name)
         if node is _MISSING:
-            if not isinstance(name, str):
-                raise TypeError("configuration keys are dotted strings, e.g. 'llm.model'")
-            raise KeyError(name)
+            if default is _RAISE:
+                raise KeyError(name)
+            return default
         if isinstance(node, _Slot):
             return self.secret(node.name)
-        view = Section(self, name) if isinstance(node, dict) else Items(self, name)
-        self._fast[name] = view
-        return view
+        if isinstance(node, dict):
+            node = Section(self, name)
+        elif isinstance(node, list):
+            node = Items(self, name)
+        self._fast[name] = node
+        return node
 
     def secret(self, name: str) -> Secret:
         """The secret at ``name``, decrypted on first use and cached in this snapshot."""
@@ -213,15 +235,12 @@ class Snapshot:
 
     def is_secret(self, name: str) -> bool:
         """Whether the value at ``name`` is a secret (without decrypting it)."""
-        return isinstance(self._nodes.get(name), _Slot) or isinstance(
-            self._leaves.get(name), Secret
-        )
+        return isinstance(self._find(name), _Slot | Secret)
 
     def secret_names(self) -> list[str]:
         """The dotted names of every secret, decrypted or not."""
-        names = self._slot_names()
-        names += [n for n, v in self._leaves.items() if isinstance(v, Secret) and n not in names]
-        return names
+        leaves, slots = self._full_index()
+        return [*slots, *(n for n, v in leaves.items() if isinstance(v, Secret))]
 
     def provenance(self, name: str) -> dict[str, Any] | None:
         """Where the value at ``name`` comes from: ``{"layer", "file", "line", "column",
@@ -255,7 +274,10 @@ class Snapshot:
 
     def node(self, name: str) -> Any:
         """The raw container at ``name`` (for views); internal."""
-        return self._nodes[name]
+        node = self._find(name)
+        if node is _MISSING:
+            raise KeyError(name)
+        return node
 
 
 class Section(Mapping[str, Any]):
@@ -283,9 +305,11 @@ class Section(Mapping[str, Any]):
         )
         value = snap._fast.get(name, _MISSING)
         if value is _MISSING:
-            if key.startswith("_") or name not in snap._nodes:
+            if key.startswith("_"):
+                raise AttributeError(key)
+            value = snap._lookup(name, _MISSING)
+            if value is _MISSING:
                 raise AttributeError(f"no configuration key {name!r}")
-            value = snap._lookup(name)
         if not key.startswith("_"):
             self.__dict__[key] = value  # the snapshot is immutable: cache it
         return value
@@ -356,6 +380,7 @@ class Resolved:
         "_callbacks",
         "_closed",
         "_error",
+        "_fast",
         "_reloader",
         "_snap",
         "_watcher",
@@ -363,6 +388,7 @@ class Resolved:
 
     def __init__(self, snapshot: Snapshot, reloader: Any = None) -> None:
         self._snap = snapshot
+        self._fast = snapshot._fast
         self._reloader = reloader
         self._watcher: Any = None
         self._error: KaguraOpsError | None = None
@@ -371,29 +397,35 @@ class Resolved:
 
     # -- reads: one snapshot each --------------------------------------------------------
 
+    # Hot paths: one dict lookup in the current snapshot's read cache. ``_fast`` is that
+    # cache, installed right after ``_snap`` on a swap; a miss is served by ``_snap``,
+    # so every value returned comes whole from one snapshot, and never from an older
+    # snapshot than the previous read's.
+
     def __getitem__(self, name: str) -> Any:
-        snap = self._snap
-        value = snap._fast.get(name, _MISSING)
-        return snap._lookup(name) if value is _MISSING else value
+        try:
+            return self._fast[name]
+        except KeyError:
+            return self._snap._lookup(name)
 
     def get(self, name: str, default: Any = None) -> Any:
         """The value at the dotted path ``name``, or ``default`` when it is not set."""
-        snap = self._snap
-        value = snap._fast.get(name, _MISSING)
-        if value is not _MISSING:
-            return value
-        if name in snap._nodes:
-            return snap._lookup(name)
-        return default
+        try:
+            return self._fast[name]
+        except KeyError:
+            return self._snap._lookup(name, default)
 
     def __getattr__(self, name: str) -> Any:
         snap = self._snap
         value = snap._fast.get(name, _MISSING)
         if value is not _MISSING:
             return value
-        if name.startswith("_") or name not in snap._nodes:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        value = snap._lookup(name, _MISSING)
+        if value is _MISSING:
             raise AttributeError(f"no configuration key {name!r}")
-        return snap._lookup(name)
+        return value
 
     def __contains__(self, name: object) -> bool:
         return name in self._snap
@@ -463,6 +495,7 @@ class Resolved:
         """Install ``new`` (one reference assignment) and notify the callbacks."""
         old = self._snap
         self._snap = new
+        self._fast = new._fast
         self._error = None
         if not self._callbacks:
             return
@@ -514,8 +547,8 @@ class Resolved:
 def changed_paths(old: Snapshot, new: Snapshot) -> frozenset[str]:
     """Dotted names whose value (or, for secrets, ciphertext) differs between two snapshots."""
     changed: set[str] = set()
-    old_plain = {n: v for n, v in old._leaves.items() if not isinstance(v, Secret)}
-    new_plain = {n: v for n, v in new._leaves.items() if not isinstance(v, Secret)}
+    old_plain = {n: v for n, v in old._full_index()[0].items() if not isinstance(v, Secret)}
+    new_plain = {n: v for n, v in new._full_index()[0].items() if not isinstance(v, Secret)}
     for name in old_plain.keys() | new_plain.keys():
         a, b = old_plain.get(name, _MISSING), new_plain.get(name, _MISSING)
         if a is _MISSING or b is _MISSING or type(a) is not type(b) or a != b:

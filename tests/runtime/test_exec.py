@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -119,3 +120,40 @@ def test_load_is_redacted_unless_revealed(rproj: RuntimeProject) -> None:
     assert json.loads(revealed.stdout)["llm"]["api_key"] == API_KEY
     yaml_out = _cli(rproj, "load", "--format", "yaml", env=rproj.environ)
     assert yaml_out.returncode == 0 and "api_key: '***'" in yaml_out.stdout
+
+
+def test_load_reveal_asks_at_a_terminal(rproj: RuntimeProject) -> None:
+    """On a TTY --reveal asks first; answering no prints nothing secret."""
+    import pty
+
+    def run(answer: bytes) -> tuple[int, bytes]:
+        pid, fd = pty.fork()
+        if pid == 0:  # child: the CLI with the pty as its terminal
+            os.chdir(rproj.root)
+            os.execve(  # noqa: S606
+                sys.executable,
+                [sys.executable, "-m", "kagura_ops.cli", "load", "--reveal"],
+                rproj.keyed_environ(),
+            )
+        out = b""
+        deadline = time.monotonic() + 30
+        answered = False
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if not answered and b"[y/N]" in out:
+                os.write(fd, answer + b"\n")
+                answered = True
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+        return os.waitstatus_to_exitcode(status), out
+
+    code, out = run(b"n")
+    assert code == 130 and API_KEY.encode() not in out and b"Print secrets" in out
+    code, out = run(b"y")
+    assert code == 0 and API_KEY.encode() in out

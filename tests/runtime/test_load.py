@@ -185,3 +185,13 @@ def test_missing_lockfile_names_the_fix(rproj: RuntimeProject) -> None:
     os.remove(rproj.lockfile)
     with pytest.raises(ConfigError, match="kagura-ops compile"):
         rproj.load()
+
+
+def test_paths_with_dots_indices_and_misses(rproj: RuntimeProject) -> None:
+    r = rproj.load(overrides={'app["x.y"]': 1})
+    assert r['app["x.y"]'] == 1 and r.app["x.y"] == 1
+    assert r.get("llm.fallback_chain[2]") is None and r.get("llm.fallback_chain[x]") is None
+    assert r.get("llm.model.deeper") is None and "llm.model" in r and "llm.nope" not in r
+    assert r.llm.fallback_chain[-1] == "claude-3-haiku"
+    assert sorted(r.llm) == sorted(r.as_dict()["llm"])
+    assert r.snapshot().is_secret("llm.api_key") and not r.snapshot().is_secret("llm.model")
