@@ -15,7 +15,7 @@
                               "secrets": ["db.password"]}},
       "provenance": {"llm.model": {"layer": "env:production", "file": "envs/production.yaml",
                                    "line": 2, "column": 3, "overrides": [...]}},
-      "digest": "sha256:<over everything above, in compact canonical JSON>"
+      "digest": "sha256:<of this file's text without the digest line>"
     }
 
 Canonical: sorted keys, two-space indentation, UTF-8, a final newline, no
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
@@ -45,20 +46,17 @@ def canonical_json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def _digest(body: dict[str, Any]) -> str:
-    """sha256 over the compact canonical form (sorted keys, no whitespace, UTF-8).
+_DIGEST_LINE = re.compile(r'^  "digest": "([^"\n]*)",\n', re.MULTILINE)
 
-    Compact so the C encoder does it: the indented text is for people and diffs,
-    and json's indenting encoder is pure Python.
-    """
-    payload = json.dumps(
-        {k: v for k, v in body.items() if k != "digest"},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-    )
-    return "sha256:" + hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+def _digest_of_text(body_text: str) -> str:
+    return "sha256:" + hashlib.sha256(body_text.encode("utf-8")).hexdigest()
+
+
+def _with_digest(body_text: str, digest: str) -> str:
+    """Insert the ``digest`` line where sorted keys put it: just before ``env``."""
+    at = body_text.index('\n  "env": ') + 1
+    return f'{body_text[:at]}  "digest": "{digest}",\n{body_text[at:]}'
 
 
 @dataclass
@@ -89,9 +87,10 @@ class Lockfile:
         }
 
     def to_text(self) -> str:
-        body = self.body()
-        body["digest"] = self.digest = _digest(body)
-        return canonical_json(body)
+        """The lockfile text; its ``digest`` is the sha256 of this text without that line."""
+        body_text = canonical_json(self.body())
+        self.digest = _digest_of_text(body_text)
+        return _with_digest(body_text, self.digest)
 
     @classmethod
     def build(
@@ -161,6 +160,7 @@ class Lockfile:
     @classmethod
     def from_text(cls, text: str, *, source: str = "<lockfile>") -> Lockfile:
         """Parse and verify: format version, structure, digest."""
+        text = text.replace("\r\n", "\n")  # a checkout with CRLF line endings is the same file
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -176,8 +176,16 @@ class Lockfile:
                 file=source,
                 hint="recompile it with this version: kagura-ops compile",
             )
+        # The digest covers the exact canonical text: hashing the file without its
+        # digest line checks every byte without serialising the data again.
+        match = _DIGEST_LINE.search(text)
         digest = data.get("digest")
-        if not isinstance(digest, str) or digest != _digest(data):
+        if (
+            match is None
+            or not isinstance(digest, str)
+            or match.group(1) != digest
+            or digest != _digest_of_text(text[: match.start()] + text[match.end() :])
+        ):
             raise IntegrityError(
                 "lockfile digest mismatch: the file was modified after it was compiled",
                 file=source,
