@@ -78,8 +78,9 @@ def test_not_silently_usable_as_a_string() -> None:
 
 
 def test_http_clients_fail_loudly() -> None:
-    requests = pytest.importorskip("requests")
     import http.client
+
+    import requests
 
     with pytest.raises(TypeError, match=r"reveal\(\)"):
         # Port 9 (discard): the request must fail before anything is sent.
