@@ -56,6 +56,7 @@ from kagura_ops.compiler.model import (
     Origin,
     Path,
     SecretRef,
+    copy_tree,
     dotted,
     parse_dotted,
 )
@@ -140,15 +141,6 @@ def _literal(text: str) -> str:
         return text
     # repr() is a valid Jinja2 string literal (same quoting and backslash escapes).
     return "{{ " + repr(text) + " }}"
-
-
-def _copy(value: Any) -> Any:
-    """Fresh containers around shared leaves, so one output node is never in two places."""
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
 
 
 # A piece of a string being interpolated: ("src", Jinja source), ("text", literal text),
@@ -320,7 +312,7 @@ class _Resolver:
                 if found is None:
                     return text, False
                 value = found[1]
-                return (_copy(value) if isinstance(value, dict | list) else value), True
+                return (copy_tree(value) if isinstance(value, dict | list) else value), True
         parts: list[_Part] = []
         if not self._substitute(path, text, parts, "text"):
             return text, False

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kagura_ops.compiler.loader import MARKER_DELETE, MARKER_RESET, Layer
-from kagura_ops.compiler.model import Diagnostic, Origin, Path
+from kagura_ops.compiler.model import Diagnostic, Origin, Path, copy_tree
 
 __all__ = ["Merged", "Override", "Provenance", "merge_layers"]
 
@@ -103,7 +103,7 @@ class _Merger:
             self.forget(path, base)
             self.record(path, origin, base, MARKER_RESET)
             self.adopt(over, path, layer)
-            return _copy(over)
+            return copy_tree(over)
         if isinstance(base, dict) and isinstance(over, dict):
             result = dict(base)
             for key, value in over.items():
@@ -117,7 +117,7 @@ class _Merger:
                 if key in result:
                     result[key] = self.merge(result[key], value, child, layer)
                 else:
-                    result[key] = _copy(value)
+                    result[key] = copy_tree(value)
                     self.adopt(value, child, layer)
             return result
         if isinstance(base, list) and isinstance(over, list):
@@ -130,7 +130,7 @@ class _Merger:
         self.forget(path, base)
         self.record(path, origin, base)
         self.adopt(over, path, layer)
-        return _copy(over)
+        return copy_tree(over)
 
     def merge_list(
         self, base: list[Any], over: list[Any], strategy: str, path: Path, layer: Layer
@@ -141,7 +141,7 @@ class _Merger:
             out = _copy_list(base)
             for item in over:
                 if item not in out:
-                    out.append(_copy(item))
+                    out.append(copy_tree(item))
             return out
         if strategy.startswith("by-key:"):
             field_name = strategy.split(":", 1)[1]
@@ -164,7 +164,7 @@ class _Merger:
                                 hint=f"x-merge is by-key:{field_name}",
                             )
                         )
-                    out.append(_copy(item))
+                    out.append(copy_tree(item))
             return out
         return _copy_list(over)
 
@@ -173,21 +173,13 @@ def _deep_merge_plain(base: Any, over: Any) -> Any:
     if isinstance(base, dict) and isinstance(over, dict):
         out = dict(base)
         for key, value in over.items():
-            out[key] = _deep_merge_plain(out[key], value) if key in out else _copy(value)
+            out[key] = _deep_merge_plain(out[key], value) if key in out else copy_tree(value)
         return out
-    return _copy(over)
+    return copy_tree(over)
 
 
 def _copy_list(value: list[Any]) -> list[Any]:
-    return [_copy(v) for v in value]
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
+    return [copy_tree(v) for v in value]
 
 
 def merge_layers(

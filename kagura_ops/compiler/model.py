@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "Deferred",
@@ -18,6 +19,7 @@ __all__ = [
     "Origin",
     "Path",
     "SecretRef",
+    "copy_tree",
     "dotted",
     "parse_dotted",
 ]
@@ -36,6 +38,15 @@ def dotted(path: Sequence[str | int]) -> str:
         else:
             out += f".{part}" if out else part
     return out
+
+
+def copy_tree(value: Any) -> Any:
+    """Fresh containers around shared leaves, so one node is never in two places."""
+    if isinstance(value, dict):
+        return {k: copy_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_tree(v) for v in value]
+    return value
 
 
 def parse_dotted(text: str) -> Path:

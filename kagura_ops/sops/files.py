@@ -8,7 +8,6 @@ writes the file atomically; the CLI only parses arguments and prints.
 from __future__ import annotations
 
 import contextlib
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,6 +203,8 @@ def _git_head_version(path: Path) -> str | None:
     """The file's content at ``HEAD`` when it is tracked by git, else None."""
     if not _in_git_work_tree(path):
         return None
+    import subprocess
+
     try:
         top = subprocess.run(
             ["git", "rev-parse", "--show-toplevel"],
