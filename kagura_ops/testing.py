@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Identity", "find_tool", "isolated_environ", "make_identity"]
+__all__ = ["Identity", "find_tool", "interop_opt_out", "isolated_environ", "make_identity"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,13 @@ def isolated_environ(home: str | os.PathLike[str], **extra: str) -> dict[str, st
     return env
 
 
-def find_tool(name: str, extra_dirs: Mapping[str, str] | None = None) -> str | None:
+def find_tool(name: str) -> str | None:
     """The path of a peer tool (``sops``, ``age``), or None."""
-    del extra_dirs
     return shutil.which(name)
+
+
+def interop_opt_out(tool: str) -> bool:
+    """True only when ``tool`` is missing *and* the developer opted out of interop
+    tests with ``KAGURA_OPS_SKIP_INTEROP=1``. A missing tool without the opt-out
+    is not a reason to skip: the test runs and fails loudly."""
+    return shutil.which(tool) is None and os.environ.get("KAGURA_OPS_SKIP_INTEROP") == "1"

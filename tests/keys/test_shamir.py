@@ -6,7 +6,6 @@ import base64
 import itertools
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kagura_ops.keys.shamir import _inv, _mul, combine, split
+from kagura_ops.testing import interop_opt_out
 
 # ---------------------------------------------------------------- field arithmetic
 
@@ -125,7 +125,7 @@ _ENC_RE = re.compile(
     r"^ENC\[AES256_GCM,data:(?P<data>[^,]*),iv:(?P<iv>[^,]+),tag:(?P<tag>[^,]+),type:str\]$"
 )
 
-needs_vectors = pytest.mark.skipif(_GENERATED is None, reason="sops interop vectors not found")
+needs_vectors = pytest.mark.interop  # the vectors are in tests/vectors: never skipped
 
 
 def _identity_line(key_file: Path) -> str:
@@ -187,7 +187,7 @@ def _armor(binary: bytes) -> str:
 
 @pytest.mark.interop
 @needs_vectors
-@pytest.mark.skipif(shutil.which("sops") is None, reason="sops binary not on PATH")
+@pytest.mark.skipif(interop_opt_out("sops"), reason="KAGURA_OPS_SKIP_INTEROP=1 opt-out")
 def test_sops_decrypts_with_shares_we_split(tmp_path: Path) -> None:
     """Re-split the vector's data key with our split(); real sops must still decrypt."""
     import pyrage

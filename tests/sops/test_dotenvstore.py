@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,9 @@ from kagura_ops.sops.document import decrypt_document, encrypt_document
 from kagura_ops.sops.dotenvstore import flatten_metadata, parse_dotenv, unflatten_metadata
 from kagura_ops.sops.metadata import Metadata
 from kagura_ops.sops.selection import Selection
+from kagura_ops.testing import interop_opt_out
 
-needs_sops = pytest.mark.skipif(shutil.which("sops") is None, reason="sops binary not installed")
+needs_sops = pytest.mark.skipif(interop_opt_out("sops"), reason="KAGURA_OPS_SKIP_INTEROP=1 opt-out")
 
 PLAIN = (
     "# database settings\n"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -22,6 +21,7 @@ from kagura_ops.sops.rules import (
     rule_for,
 )
 from kagura_ops.sops.selection import Selection
+from kagura_ops.testing import interop_opt_out
 
 AGE1 = "age1l44xcng8dqj32nlv6d930qvvrny05hglzcv9qpc7kxjc6902ma4qufys29"
 AGE2 = "age1m2p7y40c439dl56vmzsraxqdq4648vj8v7dyrp6mefeaszw853yqfh0fmt"
@@ -38,7 +38,7 @@ _INTEROP = next(
     ),
     None,
 )
-needs_vectors = pytest.mark.skipif(_INTEROP is None, reason="sops interop vectors not found")
+needs_vectors = pytest.mark.interop  # the vectors are in tests/vectors: never skipped
 
 
 def write_config(directory: Path, text: str) -> Path:
@@ -581,7 +581,7 @@ def test_unreadable_config(tmp_path: Path) -> None:
 
 
 @pytest.mark.interop
-@pytest.mark.skipif(shutil.which("sops") is None, reason="sops binary not on PATH")
+@pytest.mark.skipif(interop_opt_out("sops"), reason="KAGURA_OPS_SKIP_INTEROP=1 opt-out")
 def test_same_rule_as_sops(tmp_path: Path) -> None:
     """Each rule gets a distinct encrypted_regex; sops writes the chosen one into the file."""
     repo = tmp_path / "repo"
