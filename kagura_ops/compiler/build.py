@@ -23,7 +23,7 @@ from kagura_ops.compiler.model import Deferred, Diagnostic, Origin, Path, Secret
 from kagura_ops.compiler.project import PROJECT_FILE, Project
 from kagura_ops.errors import CompileError
 
-__all__ = ["Compiled", "build_lockfile", "compile_env", "resolve_layers"]
+__all__ = ["Compiled", "build_lockfile", "compile_env", "gc_paused", "resolve_layers"]
 
 
 @dataclass
@@ -184,14 +184,15 @@ def compile_env(
     include_global: bool = True,
 ) -> Compiled:
     """Compile ``env``; raises :class:`CompileError` with every problem found."""
-    with _gc_paused():
+    with gc_paused():
         return _compile_env(project, env, environ, include_user, include_global)
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """A compile builds many small objects and frees little until it ends: the
-    cyclic collector only costs time here (about a quarter of a large compile)."""
+    cyclic collector only costs time here (about a quarter of a large compile).
+    Nested uses are fine: only the outermost one turns the collector back on."""
     enabled = gc.isenabled()
     gc.disable()
     try:

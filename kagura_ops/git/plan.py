@@ -22,12 +22,10 @@ working tree instead (a stale lockfile in CI).
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import os
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -289,19 +287,6 @@ def _changed(
 # -- compiling both sides ----------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Two compiles build many small objects and free few until the end: the cyclic
-    collector would only cost time here (a third of a 10,000-key plan)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _compile(project: Project, env: str, environ: Mapping[str, str]) -> tuple[Lockfile, list[str]]:
     """Compile ``env`` without the user and global layers: the lockfile and its problems."""
     from kagura_ops.compiler.build import build_lockfile, resolve_layers
@@ -392,6 +377,7 @@ def plan_against_ref(
 
     ``envs`` None means every environment of either side (the default one first).
     """
+    from kagura_ops.compiler.build import gc_paused
     from kagura_ops.compiler.project import Project
     from kagura_ops.git.tree import GitTree, open_repository, resolve_base
 
@@ -402,7 +388,7 @@ def plan_against_ref(
     tree = GitTree(repo, base.commit, head.root, label=label)
     base_project = Project(head.root, tree) if tree.has_project() else None
     names = _envs(envs, base_project, head)
-    with _gc_paused():
+    with gc_paused():
         plans = [_env_plan(env, base_project, head, environ, label) for env in names]
     if base_project is None:
         for plan in plans:
@@ -417,8 +403,10 @@ def plan_against_lockfile(
     environ: Mapping[str, str] | None = None,
 ) -> Plan:
     """Compare each committed lockfile with a fresh compile of the working tree."""
+    from kagura_ops.compiler.build import gc_paused
+
     environ = os.environ if environ is None else environ
-    with _gc_paused():
+    with gc_paused():
         plans = _lockfile_plans(project, _envs(envs, None, project), environ)
     return Plan("committed lockfiles", "working tree", plans, lockfile_mode=True)
 

@@ -416,16 +416,8 @@ class Resolved:
             return self._snap._lookup(name, default)
 
     def __getattr__(self, name: str) -> Any:
-        snap = self._snap
-        value = snap._fast.get(name, _MISSING)
-        if value is not _MISSING:
-            return value
-        if name.startswith("_"):
-            raise AttributeError(name)
-        value = snap._lookup(name, _MISSING)
-        if value is _MISSING:
-            raise AttributeError(f"no configuration key {name!r}")
-        return value
+        # The same lookup as the current snapshot's (one snapshot per read).
+        return Snapshot.__getattr__(self._snap, name)
 
     def __contains__(self, name: object) -> bool:
         return name in self._snap
